@@ -1,0 +1,69 @@
+"""API keys in the admin: issuing shows the key once; only the prefix is shown after."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts import keys
+from accounts.models import ApiKey
+from accounts.services import digest
+
+
+class ApiKeyForm(forms.ModelForm):
+    allowed_models = forms.CharField(
+        required=False, help_text="Comma-separated model names or globs, e.g. claude-*, gpt-5.5. Empty allows all.")
+
+    class Meta:
+        model = ApiKey
+        fields = ("user", "name", "allowed_models", "expires_at", "requests_per_minute", "monthly_token_budget")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_models"] = ", ".join(self.instance.allowed_models or [])
+
+    def clean_allowed_models(self) -> list[str]:
+        return [p.strip() for p in self.cleaned_data.get("allowed_models", "").split(",") if p.strip()]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ("prefix", "name", "user", "models_display", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_select_related = ("user",)
+    list_filter = ("revoked_at",)
+    search_fields = ("prefix", "name", "user__username", "user__email")
+    raw_id_fields = ("user",)
+    actions = ("revoke",)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if lookup.startswith("digest"):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="models")
+    def models_display(self, obj: ApiKey) -> str:
+        return ", ".join(obj.allowed_models or []) or "all"
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            raw = keys.generate_key()
+            obj.prefix, obj.digest = keys.visible_prefix(raw), digest(raw)
+            super().save_model(request, obj, form, change)
+            messages.warning(request, f"New API key for {obj.user}: {raw} — copy it now, it is not shown again.")
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key.revoked_at = timezone.now()
+            api_key.save(update_fields=["revoked_at"])
+            count += 1
+        messages.success(request, f"Revoked {count} key(s).")

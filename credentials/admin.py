@@ -1,0 +1,80 @@
+"""Credentials and the model catalog in the admin. Tokens are never rendered."""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from credentials.models import Credential, Model
+
+SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "provider", "email", "plan", "state", "expires_in", "windows_summary",
+                    "priority", "last_used_at", "last_error")
+    list_filter = ("provider", "status")
+    search_fields = ("label", "email", "account_id")
+    exclude = SECRET_FIELDS
+    readonly_fields = ("email", "account_id", "plan", "expires_at", "token_version", "last_refresh_at",
+                       "last_used_at", "last_error", "last_error_at", "windows", "created_at", "updated_at",
+                       "refresh_lock_until")
+    actions = ("enable", "disable", "clear_cooldown")
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if lookup.split("__")[0] in SECRET_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="state")
+    def state(self, obj: Credential) -> str:
+        now = timezone.now()
+        if obj.status != Credential.Status.ACTIVE:
+            return f"{obj.get_status_display()}" + (f": {obj.status_reason}" if obj.status_reason else "")
+        if obj.cooldown_until and obj.cooldown_until > now:
+            return f"cooling down until {obj.cooldown_until:%H:%M:%S} UTC"
+        return "active"
+
+    @admin.display(description="expires in")
+    def expires_in(self, obj: Credential) -> str:
+        if obj.expires_at is None:
+            return "—"
+        seconds = int((obj.expires_at - timezone.now()).total_seconds())
+        if seconds <= 0:
+            return "expired (refreshes on next use)"
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+    @admin.display(description="windows")
+    def windows_summary(self, obj: Credential) -> str:
+        parts = []
+        for name in ("5h", "7d"):
+            entry = (obj.windows or {}).get(name) or {}
+            if "utilization" in entry:
+                parts.append(f"{name} {entry['utilization'] * 100:.0f}%")
+        return ", ".join(parts) or "—"
+
+    @admin.action(description="Enable selected credentials")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        n = queryset.update(status=Credential.Status.ACTIVE, status_reason="", cooldown_until=None)
+        messages.success(request, f"Enabled {n} credential(s).")
+
+    @admin.action(description="Disable selected credentials")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        n = queryset.update(status=Credential.Status.DISABLED, status_reason="disabled by an admin")
+        messages.success(request, f"Disabled {n} credential(s).")
+
+    @admin.action(description="Clear cooldown")
+    def clear_cooldown(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        n = queryset.update(cooldown_until=None, cooldown_reason="")
+        messages.success(request, f"Cleared the cooldown of {n} credential(s).")
+
+
+@admin.register(Model)
+class ModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "display_name", "provider", "upstream_id", "enabled", "max_output_tokens", "adaptive_thinking")
+    list_filter = ("provider", "enabled")
+    list_editable = ("enabled",)
+    search_fields = ("name", "display_name", "upstream_id")

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from credentials import services
+from credentials.importers import ImportFormatError, parse_token_file
+
+
+class Command(BaseCommand):
+    help = ("Import OAuth token files: CLIProxyAPI claude-*.json / codex-*.json, Claude Code "
+            ".credentials.json, Codex CLI auth.json. Accounts seen before are updated.")
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("paths", nargs="+", help="token files")
+        parser.add_argument("--label", default="", help="label for the imported credential(s)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        failures = 0
+        for name in options["paths"]:
+            path = Path(name)
+            try:
+                provider, tokens = parse_token_file(json.loads(path.read_text()))
+            except (OSError, ValueError, ImportFormatError) as exc:
+                # ImportFormatError messages never contain token values.
+                self.stderr.write(f"{path}: not imported: {exc}")
+                failures += 1
+                continue
+            credential, created = services.upsert(provider, tokens, label=options["label"])
+            verb = "imported" if created else "updated"
+            expiry = f", expires {credential.expires_at:%Y-%m-%d %H:%M} UTC" if credential.expires_at else ""
+            self.stdout.write(f"{path}: {verb} {provider} credential #{credential.pk} "
+                              f"({credential.email or credential.account_id or 'unknown account'}{expiry})")
+        if failures:
+            raise CommandError(f"{failures} file(s) could not be imported")

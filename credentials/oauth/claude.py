@@ -1,0 +1,88 @@
+"""Claude Code OAuth (PROTOCOLS.md §4.1-§4.5): JSON grants, rotating refresh tokens."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from credentials.oauth import OAuthError, PermanentOAuthError, Pkce, TokenSet, TransientOAuthError
+
+CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+AUTHORIZE_URL = "https://claude.ai/oauth/authorize"
+REDIRECT_URI = "https://platform.claude.com/oauth/code/callback"
+SCOPES = "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
+
+
+def authorize_url(pkce: Pkce) -> str:
+    query = {
+        "code": "true", "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": REDIRECT_URI,
+        "scope": SCOPES, "code_challenge": pkce.challenge, "code_challenge_method": "S256", "state": pkce.state,
+    }
+    return f"{AUTHORIZE_URL}?{urlencode(query)}"
+
+
+def parse_pasted(value: str, expected_state: str) -> str:
+    """The code from a pasted ``code#state`` or full callback URL; raises OAuthError on a state mismatch."""
+    value = value.strip()
+    if value.startswith("http"):
+        parsed = urlparse(value)
+        query = parse_qs(parsed.query)
+        code = (query.get("code") or [""])[0]
+        state = (query.get("state") or parse_qs(parsed.fragment).get("state") or [expected_state])[0]
+    else:
+        code, _, state = value.partition("#")
+        state = state or expected_state
+    if not code:
+        raise OAuthError("No authorization code found in what was pasted.")
+    if state != expected_state:
+        raise OAuthError("The state does not match this login; start the connection again.")
+    return code
+
+
+async def exchange_code(client: httpx.AsyncClient, code: str, pkce: Pkce) -> TokenSet:
+    payload = {
+        "grant_type": "authorization_code", "code": code, "state": pkce.state, "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI, "code_verifier": pkce.verifier,
+    }
+    return _token_set(await _post(client, payload), previous_refresh="")
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
+    payload = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
+    return _token_set(await _post(client, payload), previous_refresh=refresh_token)
+
+
+async def _post(client: httpx.AsyncClient, payload: dict[str, str]) -> dict[str, Any]:
+    try:
+        response = await client.post(settings.PROXYHUB_CLAUDE_TOKEN_URL, json=payload,
+                                     headers={"accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise TransientOAuthError(f"token endpoint unreachable ({type(exc).__name__})") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code == 200 and isinstance(data, dict) and data.get("access_token"):
+        return data
+    code = str(data.get("error", "")) if isinstance(data, dict) else ""
+    description = str(data.get("error_description", "")) if isinstance(data, dict) else ""
+    message = f"token endpoint answered {response.status_code} {code} {description}".strip()
+    if code == "invalid_grant" or response.status_code in (400, 401, 403) and code:
+        raise PermanentOAuthError(message, code=code, status=response.status_code)
+    raise TransientOAuthError(message, code=code, status=response.status_code)
+
+
+def _token_set(data: dict[str, Any], previous_refresh: str) -> TokenSet:
+    account = data.get("account") or {}
+    expires_in = int(data.get("expires_in") or 3600)
+    return TokenSet(
+        access_token=data["access_token"],
+        refresh_token=data.get("refresh_token") or previous_refresh,
+        expires_at=timezone.now() + timedelta(seconds=expires_in),
+        email=account.get("email_address") or account.get("email") or "",
+        account_id=account.get("uuid") or "",
+    )

@@ -1,0 +1,108 @@
+"""Token refresh, single-flight per credential within and across processes.
+
+Within a process an asyncio.Lock per credential collapses concurrent callers.
+Across processes, claim_refresh() is a compare-and-swap on token_version: the
+winner calls the token endpoint; the others poll until the version moves and
+use the token the winner saved (refresh tokens are single-use).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+import httpx
+from asgiref.sync import sync_to_async
+
+from credentials import services
+from credentials.models import Credential, Provider
+from credentials.oauth import OAuthError, PermanentOAuthError, TokenSet
+from credentials.oauth import claude as claude_oauth
+from credentials.oauth import codex as codex_oauth
+
+logger = logging.getLogger(__name__)
+
+REFRESHERS: dict[str, Callable[[httpx.AsyncClient, str], Awaitable[TokenSet]]] = {
+    Provider.CLAUDE: claude_oauth.refresh,
+    Provider.CODEX: codex_oauth.refresh,
+}
+WAIT_STEP = 0.1
+
+_locks: dict[int, asyncio.Lock] = {}
+_http: httpx.AsyncClient | None = None
+
+
+def _client() -> httpx.AsyncClient:
+    global _http
+    if _http is None or _http.is_closed:
+        _http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
+    return _http
+
+
+async def aclose_client() -> None:
+    global _http
+    if _http is not None:
+        await _http.aclose()
+        _http = None
+
+
+class RefreshFailed(Exception):
+    """The credential could not be refreshed; ``permanent`` means it needs re-login."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+async def arefresh(credential: Credential, *, seen_version: int | None = None,
+                   client: httpx.AsyncClient | None = None) -> Credential:
+    """Return ``credential`` with a token newer than ``seen_version`` (default: its current one)."""
+    version = credential.token_version if seen_version is None else seen_version
+    lock = _locks.setdefault(credential.pk, asyncio.Lock())
+    async with lock:
+        fresh = await sync_to_async(services.load)(credential.pk)
+        if fresh.token_version != version:
+            return fresh  # someone refreshed while we waited for the lock
+        return await _refresh_or_wait(fresh, version, client or _client())
+
+
+async def _refresh_or_wait(credential: Credential, version: int, client: httpx.AsyncClient) -> Credential:
+    if await sync_to_async(services.claim_refresh)(credential.pk, version):
+        return await _refresh_claimed(credential, client)
+    return await _wait_for_other_process(credential.pk, version, client)
+
+
+async def _refresh_claimed(credential: Credential, client: httpx.AsyncClient) -> Credential:
+    try:
+        tokens = await REFRESHERS[credential.provider](client, credential.refresh_token)
+    except PermanentOAuthError as exc:
+        if exc.code == "refresh_token_reused":
+            # Another process may have just rotated it: re-read before giving up.
+            newer = await sync_to_async(services.load)(credential.pk)
+            if newer.token_version != credential.token_version:
+                return newer
+        await sync_to_async(services.mark_needs_relogin)(credential.pk, f"refresh failed: {exc.message}")
+        logger.warning("credential %s needs re-login: %s", credential.pk, exc.code or exc.status)
+        raise RefreshFailed(exc.message, permanent=True) from None
+    except OAuthError as exc:
+        await sync_to_async(services.release_refresh)(credential.pk)
+        raise RefreshFailed(exc.message, permanent=False) from None
+    except BaseException:
+        await sync_to_async(services.release_refresh)(credential.pk)
+        raise
+    logger.info("refreshed credential %s", credential.pk)
+    return await sync_to_async(services.save_tokens)(credential.pk, tokens)
+
+
+async def _wait_for_other_process(credential_id: int, version: int, client: httpx.AsyncClient) -> Credential:
+    for _ in range(int(services.REFRESH_LOCK_SECONDS / WAIT_STEP)):
+        await asyncio.sleep(WAIT_STEP)
+        fresh = await sync_to_async(services.load)(credential_id)
+        if fresh.token_version != version:
+            return fresh
+        if fresh.status != Credential.Status.ACTIVE:
+            raise RefreshFailed(fresh.status_reason or "credential is not active", permanent=True)
+        if fresh.refresh_lock_until is None:
+            # The other process gave up (transient failure); try ourselves.
+            return await _refresh_or_wait(fresh, version, client)
+    raise RefreshFailed("timed out waiting for another process to refresh", permanent=False)

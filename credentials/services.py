@@ -1,0 +1,123 @@
+"""Multi-step credential writes. Sync; the gateway awaits them through sync_to_async.
+
+Races are settled with conditional UPDATEs (compare-and-swap), which behave
+the same on SQLite and Postgres: claim_refresh() lets exactly one process
+refresh a credential, and the others wait for its token_version to move.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from credentials.models import Credential
+from credentials.oauth import TokenSet
+
+REFRESH_LOCK_SECONDS = 30
+
+
+def claim_refresh(credential_id: int, seen_version: int) -> bool:
+    """Take the refresh lock if nobody refreshed since ``seen_version`` and no live lock exists."""
+    now = timezone.now()
+    return Credential.objects.filter(
+        Q(refresh_lock_until__isnull=True) | Q(refresh_lock_until__lt=now),
+        id=credential_id, token_version=seen_version,
+    ).update(refresh_lock_until=now + timedelta(seconds=REFRESH_LOCK_SECONDS)) == 1
+
+
+def release_refresh(credential_id: int) -> None:
+    Credential.objects.filter(id=credential_id).update(refresh_lock_until=None)
+
+
+def save_tokens(credential_id: int, tokens: TokenSet) -> Credential:
+    """Store a refreshed token pair atomically with the version bump, and release the lock."""
+    now = timezone.now()
+    with transaction.atomic():
+        credential = Credential.objects.select_for_update().get(id=credential_id)
+        credential.access_token = tokens.access_token
+        credential.refresh_token = tokens.refresh_token or credential.refresh_token
+        credential.id_token = tokens.id_token or credential.id_token
+        credential.expires_at = tokens.expires_at
+        credential.email = tokens.email or credential.email
+        credential.account_id = tokens.account_id or credential.account_id
+        credential.plan = tokens.plan or credential.plan
+        credential.token_version = F("token_version") + 1
+        credential.refresh_lock_until = None
+        credential.last_refresh_at = now
+        if credential.status == Credential.Status.NEEDS_RELOGIN:
+            credential.status, credential.status_reason = Credential.Status.ACTIVE, ""
+        credential.save()
+    return Credential.objects.get(id=credential_id)
+
+
+def load(credential_id: int) -> Credential:
+    return Credential.objects.get(id=credential_id)
+
+
+def mark_needs_relogin(credential_id: int, reason: str) -> None:
+    Credential.objects.filter(id=credential_id).update(
+        status=Credential.Status.NEEDS_RELOGIN, status_reason=reason[:300], refresh_lock_until=None,
+        last_error=reason[:500], last_error_at=timezone.now(),
+    )
+
+
+def disable(credential_id: int, reason: str) -> None:
+    Credential.objects.filter(id=credential_id).update(
+        status=Credential.Status.DISABLED, status_reason=reason[:300], last_error=reason[:500],
+        last_error_at=timezone.now(),
+    )
+
+
+def start_cooldown(credential_id: int, until: datetime, reason: str) -> None:
+    """Cool a credential down; never shortens a longer cooldown another process set."""
+    Credential.objects.filter(
+        Q(cooldown_until__isnull=True) | Q(cooldown_until__lt=until), id=credential_id
+    ).update(cooldown_until=until, cooldown_reason=reason[:200], last_error=reason[:500], last_error_at=timezone.now())
+
+
+def note_success(credential_id: int, windows: dict | None) -> None:
+    fields: dict[str, object] = {"last_used_at": timezone.now()}
+    if windows:
+        fields["windows"] = windows
+    Credential.objects.filter(id=credential_id).update(**fields)
+
+
+def usable(provider: str) -> list[Credential]:
+    """Active credentials of ``provider`` (cooling ones included: the pool skips them by time)."""
+    return list(Credential.objects.filter(provider=provider, status=Credential.Status.ACTIVE).order_by("-priority", "id"))
+
+
+def connected_count(provider: str) -> int:
+    return Credential.objects.filter(provider=provider).exclude(status=Credential.Status.DISABLED).count()
+
+
+def upsert(provider: str, tokens: TokenSet, *, label: str = "") -> tuple[Credential, bool]:
+    """Save a login or an imported token file; an account seen before is updated, keeping its history."""
+    match = Q(provider=provider)
+    if tokens.account_id:
+        match &= Q(account_id=tokens.account_id)
+    elif tokens.email:
+        match &= Q(email=tokens.email)
+    else:
+        match &= Q(pk__in=[])
+    with transaction.atomic():
+        credential = Credential.objects.select_for_update().filter(match).first()
+        created = credential is None
+        credential = credential or Credential(provider=provider)
+        credential.access_token = tokens.access_token
+        credential.refresh_token = tokens.refresh_token or credential.refresh_token
+        credential.id_token = tokens.id_token or credential.id_token
+        credential.expires_at = tokens.expires_at
+        credential.email = tokens.email or credential.email
+        credential.account_id = tokens.account_id or credential.account_id
+        credential.plan = tokens.plan or credential.plan
+        credential.label = label or credential.label or tokens.email
+        credential.status, credential.status_reason = Credential.Status.ACTIVE, ""
+        credential.cooldown_until = None
+        if not created:
+            credential.token_version = F("token_version") + 1
+        credential.save()
+    credential.refresh_from_db()
+    return credential, created

@@ -1,0 +1,217 @@
+"""The /v1 ASGI application: a tiny path router and one handler per endpoint.
+
+No Django middleware or request object sits on this path. Each handler reads
+the body under a size limit, authenticates the key from an in-process cache,
+resolves the model in the catalog and hands the work to relay.relay().
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import ApiKey
+from gateway import catalog, keycache
+from gateway.catalog import Entry
+from gateway.http import (
+    BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
+)
+from gateway.models import UsageRecord
+from gateway.relay import Job, relay
+from gateway.usage import record_usage
+
+logger = logging.getLogger(__name__)
+
+# path -> (endpoint, client format)
+POST_ROUTES = {
+    "/v1/messages": ("messages", "anthropic"),
+    "/v1/messages/count_tokens": ("count_tokens", "anthropic"),
+    "/v1/chat/completions": ("chat", "chat"),
+    "/v1/responses": ("responses", "responses"),
+    "/backend-api/codex/responses": ("responses", "responses"),
+}
+BARE_PATHS = ("/messages", "/chat/completions", "/responses", "/models", "/completions")
+
+
+def _normalise(path: str) -> str:
+    path = path.rstrip("/") or "/"
+    # Guides often give Droid's anthropic provider a base URL ending in /v1 (PROTOCOLS.md §7.1).
+    while path.startswith("/v1/v1/"):
+        path = path[3:]
+    return path
+
+
+def _format_for(path: str, headers: dict[str, str]) -> str:
+    if "messages" in path or "anthropic-version" in headers:
+        return "anthropic"
+    return "chat"
+
+
+async def gateway_application(scope: Scope, receive: Receive, send: Send) -> None:
+    path = _normalise(scope["path"])
+    request = Request.from_scope(scope)
+    request.path = path
+    method = request.method
+    if method == "POST" and path in POST_ROUTES:
+        endpoint, client_format = POST_ROUTES[path]
+        request.client_format = client_format
+        await _generate(request, endpoint, receive, send)
+    elif method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
+        await _models(request, receive, send)
+    elif method == "GET" and path in ("/v1/responses", "/backend-api/codex/responses"):
+        await send_bytes(send, 426, b'{"error":{"message":"WebSocket mode is not supported; use HTTP streaming.",'
+                                    b'"type":"invalid_request_error","param":null,"code":"upgrade_required"}}')
+    elif path.startswith(BARE_PATHS):
+        await send_error(send, _format_for(path, request.headers), 404,
+                         f"Unknown path {path}: add /v1 to the base URL (e.g. http://HOST:8317/v1{path}). "
+                         "Anthropic clients use the server root without /v1.")
+    elif path in POST_ROUTES or path == "/v1/models":
+        await send_error(send, _format_for(path, request.headers), 405, f"Method {method} not allowed on {path}.",
+                         headers={"allow": "GET" if path == "/v1/models" else "POST"})
+    else:
+        await send_error(send, _format_for(path, request.headers), 404, f"Unknown endpoint {method} {path}.")
+
+
+async def websocket_refusal(scope: Scope, receive: Receive, send: Send) -> None:
+    """Codex CLI tries a WebSocket first; refusing at once makes it fall back to HTTP streaming."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        if "websocket.http.response" in scope.get("extensions", {}):
+            body = b'{"error":{"message":"WebSocket mode is not supported; use HTTP streaming.","code":"upgrade_required"}}'
+            await send({"type": "websocket.http.response.start", "status": 426,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+async def _cancel_on_disconnect(work: Awaitable[None], receive: Receive) -> None:
+    """Run ``work`` (the body was read already); cancel it if the client disconnects."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await task
+    except asyncio.CancelledError:
+        if task.cancelled() and watcher.done():
+            logger.info("client disconnected; upstream request cancelled")
+            return
+        task.cancel()  # we were cancelled ourselves (server shutdown): pass it on
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def _read_json(request: Request, receive: Receive, send: Send) -> dict[str, Any] | None:
+    try:
+        raw = await read_body(receive, settings.PROXYHUB_MAX_BODY_BYTES)
+    except BodyTooLarge:
+        await send_error(send, request.client_format, 413,
+                         f"Request body larger than {settings.PROXYHUB_MAX_BODY_BYTES} bytes.")
+        return None
+    except ClientGone:
+        return None
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        await send_error(send, request.client_format, 400, f"Request body is not valid JSON: {exc}")
+        return None
+    if not isinstance(body, dict):
+        await send_error(send, request.client_format, 400, "Request body must be a JSON object.")
+        return None
+    return body
+
+
+async def _authenticate(request: Request, send: Send) -> ApiKey | None:
+    api_key = await keycache.aauthenticate(request.api_key())
+    if api_key is None:
+        hint = ("Invalid API key. Send your ProxyHub key as `x-api-key` or `Authorization: Bearer`; "
+                "ask your admin for one if you have none.")
+        if not request.api_key():
+            hint = "Missing API key. " + hint.split(". ", 1)[1]
+        await send_error(send, request.client_format, 401, hint, code="invalid_api_key")
+    return api_key
+
+
+async def _generate(request: Request, endpoint: str, receive: Receive, send: Send) -> None:
+    started = time.monotonic()
+    body = await _read_json(request, receive, send)
+    if body is None:
+        return
+    api_key = await _authenticate(request, send)
+    if api_key is None:
+        return
+    entry = await _resolve_model(request, api_key, body, send)
+    if entry is None:
+        return
+    stream = bool(body.get("stream")) and endpoint != "count_tokens"
+    record = UsageRecord(
+        created_at=timezone.now(), api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
+        provider=entry.provider, endpoint=endpoint, requested_model=str(body.get("model")),
+        upstream_model=entry.upstream_model, stream=stream,
+    )
+    job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started)
+    if endpoint == "count_tokens" and entry.provider != "claude":
+        await _estimate_tokens(job, send)
+        return
+    await _cancel_on_disconnect(relay(job, send), receive)
+
+
+async def _resolve_model(request: Request, api_key: ApiKey, body: dict[str, Any], send: Send) -> Entry | None:
+    name = body.get("model")
+    fmt = request.client_format
+    if not isinstance(name, str) or not name:
+        await send_error(send, fmt, 400, "`model` is required.")
+        return None
+    entry = await catalog.aresolve(name)
+    if entry is None:
+        allowed = [e.name for e in await catalog.aentries() if api_key.allows(e.name)]
+        await send_error(send, fmt, 404, f"Unknown model {name!r}. Models this key may use: {', '.join(allowed) or 'none'}.",
+                         code="model_not_found")
+        return None
+    if not (api_key.allows(name) or api_key.allows(entry.name)):
+        await send_error(send, fmt, 403, f"This API key may not use model {name!r}.", code="model_not_allowed")
+        return None
+    return entry
+
+
+async def _estimate_tokens(job: Job, send: Send) -> None:
+    """count_tokens for a model whose upstream has no such endpoint: ~4 characters a token."""
+    countable = {k: job.body.get(k) for k in ("system", "messages", "tools") if k in job.body}
+    tokens = max(1, len(json.dumps(countable, ensure_ascii=False)) // 4)
+    job.record.status_code = 200
+    await send_json(send, 200, {"input_tokens": tokens})
+    job.record.duration_ms = int((time.monotonic() - job.started) * 1000)
+    record_usage(job.record)
+
+
+async def _models(request: Request, receive: Receive, send: Send) -> None:
+    anthropic = "anthropic-version" in request.headers
+    request.client_format = "anthropic" if anthropic else "chat"
+    api_key = await _authenticate(request, send)
+    if api_key is None:
+        return
+    from gateway.model_list import anthropic_models, available_entries, openai_models
+
+    entries = await available_entries(api_key)
+    if request.path.startswith("/v1/models/"):
+        wanted = request.path[len("/v1/models/"):]
+        match = [e for e in entries if e.name == wanted]
+        if not match:
+            await send_error(send, request.client_format, 404, f"Model {wanted!r} not found.", code="model_not_found")
+            return
+        entries = match
+        listing = anthropic_models(entries) if anthropic else openai_models(entries)
+        await send_json(send, 200, listing["data"][0])
+        return
+    await send_json(send, 200, anthropic_models(entries) if anthropic else openai_models(entries))

@@ -1,0 +1,42 @@
+"""API key lookups cached in-process, so a warm key costs no database query.
+
+Entries live PROXYHUB_KEY_CACHE_SECONDS; a save or delete of an ApiKey in this
+process evicts it at once (see GatewayConfig.ready), so a revoke is immediate
+here and takes at most the TTL in other processes.
+"""
+from __future__ import annotations
+
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from accounts.models import ApiKey
+from accounts.services import authenticate_api_key, digest
+
+_cache: dict[str, tuple[ApiKey | None, float]] = {}
+_MAX_ENTRIES = 10000
+
+
+async def aauthenticate(raw_key: str) -> ApiKey | None:
+    """See accounts.services.authenticate_api_key()."""
+    if not raw_key:
+        return None
+    d = digest(raw_key)
+    hit = _cache.get(d)
+    now = time.monotonic()
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    api_key = await sync_to_async(authenticate_api_key)(raw_key)
+    if len(_cache) >= _MAX_ENTRIES:
+        _cache.clear()
+    _cache[d] = (api_key, now + settings.PROXYHUB_KEY_CACHE_SECONDS)
+    return api_key
+
+
+def evict(key_digest: str) -> None:
+    _cache.pop(key_digest, None)
+
+
+def clear() -> None:
+    _cache.clear()

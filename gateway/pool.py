@@ -1,0 +1,110 @@
+"""Credential choice: a pure choose() over an in-process snapshot, and async acquire().
+
+The snapshot of active credentials is reloaded every SNAPSHOT_SECONDS, so a
+cooldown or status change written by another process is seen within that time;
+changes made here apply to the snapshot at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from credentials import services
+from credentials.models import Credential
+
+SNAPSHOT_SECONDS = 2.0
+
+
+class NoCredentialError(Exception):
+    """No credential can serve now. ``retry_after`` is set when all are cooling down."""
+
+    def __init__(self, provider: str, retry_after: float | None, connected: bool) -> None:
+        super().__init__(provider)
+        self.provider = provider
+        self.retry_after = retry_after
+        self.connected = connected
+
+
+def choose(candidates: Sequence[Credential], now: datetime, turn: int, exclude: set[int],
+           strategy: str = "round-robin") -> Credential | None:
+    """Pick one usable credential not in ``exclude``; ``turn`` rotates round-robin."""
+    usable = [c for c in candidates if c.pk not in exclude and c.is_usable(now)]
+    if not usable:
+        return None
+    if strategy == "priority":
+        return max(usable, key=lambda c: (c.priority, -c.pk))
+    return usable[turn % len(usable)]
+
+
+@dataclass
+class _ProviderState:
+    credentials: list[Credential] = field(default_factory=list)
+    loaded_at: float = -1e9
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turns: itertools.count = field(default_factory=itertools.count)
+
+
+_state: dict[str, _ProviderState] = {}
+
+
+async def _snapshot(provider: str) -> list[Credential]:
+    state = _state.setdefault(provider, _ProviderState())
+    if time.monotonic() - state.loaded_at >= SNAPSHOT_SECONDS:
+        async with state.lock:
+            if time.monotonic() - state.loaded_at >= SNAPSHOT_SECONDS:
+                state.credentials = await sync_to_async(services.usable)(provider)
+                state.loaded_at = time.monotonic()
+    return state.credentials
+
+
+async def acquire(provider: str, exclude: set[int]) -> Credential:
+    """A credential to try next; raises NoCredentialError when none can serve."""
+    credentials = await _snapshot(provider)
+    now = timezone.now()
+    state = _state[provider]
+    chosen = choose(credentials, now, next(state.turns), exclude, getattr(settings, "PROXYHUB_POOL_STRATEGY", "round-robin"))
+    if chosen is not None:
+        return chosen
+    if not credentials:
+        connected = await sync_to_async(services.connected_count)(provider) > 0
+        raise NoCredentialError(provider, None, connected=connected)
+    cooling = [c.cooldown_until for c in credentials if c.cooldown_until and c.cooldown_until > now]
+    retry_after = max((min(cooling) - now).total_seconds(), 1.0) if cooling else None
+    raise NoCredentialError(provider, retry_after, connected=True)
+
+
+async def cool_down(credential: Credential, seconds: float, reason: str) -> None:
+    until = timezone.now() + timedelta(seconds=seconds)
+    if credential.cooldown_until is None or credential.cooldown_until < until:
+        credential.cooldown_until = until
+        credential.cooldown_reason = reason
+    await sync_to_async(services.start_cooldown)(credential.pk, until, reason)
+
+
+async def take_out(credential: Credential, status: str, reason: str) -> None:
+    """Remove a credential from service (needs re-login or disabled)."""
+    credential.status = status
+    fn = services.mark_needs_relogin if status == Credential.Status.NEEDS_RELOGIN else services.disable
+    await sync_to_async(fn)(credential.pk, reason)
+    invalidate(credential.provider)
+
+
+def replace(credential: Credential) -> None:
+    """Put a refreshed copy of a credential into the snapshot."""
+    state = _state.get(credential.provider)
+    if state is not None:
+        state.credentials = [credential if c.pk == credential.pk else c for c in state.credentials]
+
+
+def invalidate(provider: str | None = None) -> None:
+    for name, state in _state.items():
+        if provider is None or name == provider:
+            state.loaded_at = -1e9

@@ -1,0 +1,363 @@
+"""One generation request: translate, pick a credential, call upstream, relay back.
+
+Retries happen only before the first byte reaches the client (PROTOCOLS.md
+§6.11.12): 401 refreshes the token once; rate limits, overload and network
+errors cool the credential down and move to the next one, a bounded number
+of times. After the first byte, a failure becomes an error event.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from django.conf import settings
+
+from accounts.models import ApiKey
+from credentials.models import Credential
+from credentials.refresh import RefreshFailed, arefresh
+from gateway import pool
+from gateway.catalog import Entry
+from gateway.formats.meter import UsageMeter
+from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
+from gateway.formats.sse import KEEPALIVE, SSEParser
+from gateway.formats.stream_errors import stream_error
+from gateway.http import Request, Send, send_bytes, send_error, send_json, start_stream
+from gateway.models import UsageRecord
+from gateway.routes import Route, route_for
+from gateway.translate.errors import TranslationError
+from gateway.translate.mapping import Target
+from gateway.upstream import codex_body
+from gateway.upstream.base import (
+    CredentialUnusable, UpstreamAuthFailed, UpstreamError, UpstreamRateLimited, UpstreamRejected,
+    UpstreamUnavailable,
+)
+from gateway.upstream.client import session
+from gateway.upstream.registry import UPSTREAMS
+
+logger = logging.getLogger(__name__)
+
+PASSED_HEADERS = ("request-id", "x-request-id")
+PROVIDER_NAMES = {"claude": "Claude", "codex": "ChatGPT (Codex)"}
+
+
+@dataclass
+class Job:
+    request: Request
+    client_format: str
+    endpoint: str
+    body: dict[str, Any]
+    api_key: ApiKey
+    entry: Entry
+    stream: bool
+    record: UsageRecord
+    started: float
+
+
+class Failure(Exception):
+    """The request cannot be served; carries the client-facing status and message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers, self.error_type = status, message, headers or {}, error_type
+
+
+async def relay(job: Job, send: Send) -> None:
+    """Serve ``job`` completely, including its usage record."""
+    upstream = UPSTREAMS[job.entry.provider]
+    route = route_for(job.client_format, job.entry.provider)
+    try:
+        body = _upstream_body(job, route)
+        response, credential = await _open(job, upstream, body)
+    except TranslationError as exc:
+        await _fail(job, send, Failure(exc.status, exc.message), outcome=UsageRecord.Outcome.REJECTED)
+        return
+    except Failure as exc:
+        await _fail(job, send, exc, outcome=UsageRecord.Outcome.UPSTREAM_ERROR)
+        return
+    job.record.credential_id = credential.pk
+    meter = UsageMeter(upstream.upstream_format)
+    try:
+        await _deliver(job, send, route, response, meter)
+    except asyncio.CancelledError:
+        job.record.outcome = UsageRecord.Outcome.CLIENT_CANCELLED
+        raise
+    finally:
+        response.close()
+        _finish_record(job, meter)
+    windows = upstream.windows(response.headers)
+    asyncio.get_running_loop().create_task(_note_success(credential, windows))
+
+
+def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
+    target = Target(job.entry.upstream_model, job.entry.max_output_tokens, job.entry.adaptive_thinking)
+    body = route.request(job.body, target)
+    if job.entry.provider == "codex" and job.endpoint != "count_tokens":
+        body = codex_body.prepare(body)
+    return body
+
+
+async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.ClientResponse, Credential]:
+    """An upstream response with a 2xx status, trying credentials in turn."""
+    provider = job.entry.provider
+    tried: set[int] = set()
+    last: UpstreamError | None = None
+    for attempt in range(settings.PROXYHUB_MAX_ATTEMPTS):
+        try:
+            credential = await pool.acquire(provider, tried)
+        except pool.NoCredentialError as exc:
+            raise _no_credential(job, exc, last) from None
+        job.record.attempts = attempt + 1
+        try:
+            response, credential, error = await _try_credential(job, upstream, body, credential)
+        except RefreshFailed as exc:
+            tried.add(credential.pk)
+            last = last or UpstreamUnavailable(503, f"token refresh failed: {exc}")
+            continue
+        if response is not None:
+            return response, credential
+        assert error is not None
+        last = error
+        if isinstance(error, UpstreamRejected):
+            raise _rejected(error)
+        await _sideline(credential, error)
+        tried.add(credential.pk)
+    assert last is not None
+    raise _exhausted(job, last)
+
+
+async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credential: Credential
+                          ) -> tuple[aiohttp.ClientResponse | None, Credential, UpstreamError | None]:
+    """One credential: refresh first if it is about to expire, and once more on a 401."""
+    if credential.expires_within(settings.PROXYHUB_REFRESH_MARGIN):
+        credential = await _refreshed(credential)
+    refreshed = False
+    while True:
+        call = upstream.call(credential, body, job.request.headers, endpoint=job.endpoint,
+                             session_seed=job.api_key.prefix)
+        try:
+            response = await session().post(call.url, data=call.body, headers=call.headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return None, credential, UpstreamUnavailable(
+                502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
+        if response.status < 400:
+            return response, credential, None
+        raw = await response.read()
+        response.release()
+        error = upstream.classify(response.status, response.headers, raw)
+        if isinstance(error, UpstreamAuthFailed) and not refreshed:
+            refreshed = True
+            credential = await _refreshed(credential, force=True)
+            continue
+        return None, credential, error
+
+
+async def _refreshed(credential: Credential, force: bool = False) -> Credential:
+    fresh = await arefresh(credential)
+    pool.replace(fresh)
+    return fresh
+
+
+async def _sideline(credential: Credential, error: UpstreamError) -> None:
+    """Keep a failing credential out of the way for as long as its error says."""
+    reason = f"{error.status} {error.error_type or ''} {error.message}".strip()[:200]
+    if isinstance(error, UpstreamAuthFailed):
+        await pool.take_out(credential, Credential.Status.NEEDS_RELOGIN, f"rejected after refresh: {reason}")
+    elif isinstance(error, CredentialUnusable):
+        await pool.take_out(credential, Credential.Status.DISABLED, reason)
+    elif isinstance(error, (UpstreamRateLimited, UpstreamUnavailable)):
+        await pool.cool_down(credential, error.cooldown or settings.PROXYHUB_COOLDOWN_THROTTLE, reason)
+    logger.warning("credential %s failed: %s %s", credential.pk, error.status, error.error_type or "")
+
+
+def _no_credential(job: Job, exc: pool.NoCredentialError, last: UpstreamError | None) -> Failure:
+    name = PROVIDER_NAMES.get(exc.provider, exc.provider)
+    if not exc.connected:
+        return Failure(503, f"No {name} account is connected to this ProxyHub. Ask an admin to connect one "
+                            f"(admin site, or `python manage.py import_credentials`).", error_type=None)
+    if exc.retry_after is not None:
+        return _rate_limited(job, exc.retry_after, f"Every {name} account is rate-limited right now.")
+    if last is not None:
+        return _exhausted(job, last)
+    return Failure(503, f"No {name} account is usable right now (all need re-login or are disabled). "
+                        f"Ask an admin to check the credentials page.")
+
+
+def _rate_limited(job: Job, retry_after: float, message: str) -> Failure:
+    seconds = str(max(int(retry_after + 0.999), 1))
+    headers = {"retry-after": seconds}
+    if job.client_format == "anthropic":
+        headers["anthropic-ratelimit-unified-status"] = "rejected"
+    return Failure(429, f"{message} Try again in {seconds} s.", headers)
+
+
+def _exhausted(job: Job, last: UpstreamError) -> Failure:
+    if isinstance(last, UpstreamRateLimited):
+        return _rate_limited(job, last.cooldown or settings.PROXYHUB_COOLDOWN_THROTTLE, "The upstream is rate-limiting.")
+    return Failure(502, f"Upstream failed: {last.message}")
+
+
+def _rejected(error: UpstreamError) -> Failure:
+    status = error.status if 400 <= error.status < 500 else 400
+    return Failure(status, error.message, error_type=error.error_type if status != 400 or error.error_type else None)
+
+
+async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str) -> None:
+    job.record.outcome = outcome
+    job.record.status_code = failure.status
+    job.record.error_type = (failure.error_type or "")[:64]
+    anthropic = job.client_format == "anthropic"
+    known_type = failure.error_type if anthropic and (failure.error_type or "").endswith("_error") else None
+    await send_error(send, job.client_format, failure.status, failure.message, headers=failure.headers,
+                     error_type=known_type, code=None if anthropic else failure.error_type)
+    _finish_record(job, None)
+
+
+async def _deliver(job: Job, send: Send, route: Route, response: aiohttp.ClientResponse, meter: UsageMeter) -> None:
+    headers = {k: response.headers[k] for k in PASSED_HEADERS if k in response.headers}
+    if job.stream:
+        await _relay_stream(job, send, route, response, meter, headers)
+    elif meter.format == "responses":
+        await _aggregate(job, send, route, response, meter, headers)
+    else:
+        raw = await response.read()
+        obj = json.loads(raw)
+        meter.body(obj)
+        job.record.status_code = 200
+        if route.response is None:
+            await send_bytes(send, 200, raw, headers=headers)
+        else:
+            await send_json(send, 200, route.response(obj, job.body, job.entry.name), headers=headers)
+        _mark_first_byte(job)
+
+
+async def _aggregate(job: Job, send: Send, route: Route, response: aiohttp.ClientResponse, meter: UsageMeter,
+                     headers: dict[str, str]) -> None:
+    """A stream-only upstream (Codex) serving a stream:false client."""
+    aggregator, parser = ResponseAggregator(), SSEParser()
+    async for chunk in response.content.iter_any():
+        for event in parser.feed(chunk):
+            meter.feed(event)
+            aggregator.feed(event)
+    for event in parser.finish():
+        meter.feed(event)
+        aggregator.feed(event)
+    try:
+        result = aggregator.result()
+    except UpstreamStreamError as exc:
+        await _fail(job, send, Failure(exc.status, exc.message, error_type=exc.code), outcome=UsageRecord.Outcome.UPSTREAM_ERROR)
+        return
+    obj = result if route.response is None else route.response(result, job.body, job.entry.name)
+    job.record.status_code = 200
+    await send_json(send, 200, obj, headers=headers)
+    _mark_first_byte(job)
+
+
+async def _relay_stream(job: Job, send: Send, route: Route, response: aiohttp.ClientResponse, meter: UsageMeter,
+                        headers: dict[str, str]) -> None:
+    """Forward each upstream event as it arrives; never buffer the stream."""
+    translator = route.stream(job.body, job.entry.name) if route.stream else None
+    parser = SSEParser()
+    await start_stream(send, headers)
+    job.record.status_code = 200
+    sent = _SentState()
+    keepalive = asyncio.get_running_loop().create_task(_keepalive(send, sent))
+    try:
+        async for chunk in response.content.iter_any():
+            out = _translate_chunk(chunk, parser, meter, translator)
+            if out:
+                sent.at_boundary = False
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+                sent.at_boundary, sent.last = parser.at_boundary, time.monotonic()
+                _mark_first_byte(job)
+        tail = b"".join(_translate_events(parser.finish(), meter, translator))
+        if translator is not None:
+            tail += b"".join(translator.finish())
+        if not meter.terminal:
+            tail += _stream_failure(job, translator, meter, "upstream stream ended early")
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        tail = _stream_failure(job, translator, meter, f"upstream connection failed ({type(exc).__name__})")
+    finally:
+        keepalive.cancel()
+    if meter.error_type:
+        job.record.outcome = UsageRecord.Outcome.UPSTREAM_ERROR
+        job.record.error_type = meter.error_type[:64]
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _translate_chunk(chunk: bytes, parser: SSEParser, meter: UsageMeter, translator: Any) -> bytes:
+    events = parser.feed(chunk)
+    if translator is None:
+        for event in events:
+            meter.feed(event)
+        return chunk  # same format: forward the upstream bytes untouched
+    return b"".join(_translate_events(events, meter, translator))
+
+
+def _translate_events(events: Any, meter: UsageMeter, translator: Any) -> list[bytes]:
+    out: list[bytes] = []
+    for event in events:
+        meter.feed(event)
+        if translator is not None:
+            out.extend(translator.feed(event))
+    return out
+
+
+def _stream_failure(job: Job, translator: Any, meter: UsageMeter, message: str) -> bytes:
+    meter.error_type = meter.error_type or "stream_interrupted"
+    if translator is not None:
+        return b"".join(translator.fail("api_error", message))
+    return b"".join(stream_error(job.client_format, "api_error", message, meter.last_sequence + 1))
+
+
+@dataclass
+class _SentState:
+    """What the client has received: whether it ended on an event boundary, and when."""
+
+    at_boundary: bool = True
+    last: float = 0.0
+
+
+async def _keepalive(send: Send, sent: _SentState) -> None:
+    """Send an SSE comment during long upstream silences, only between whole events."""
+    interval = settings.PROXYHUB_KEEPALIVE_SECONDS
+    while True:
+        await asyncio.sleep(interval)
+        if sent.at_boundary and time.monotonic() - sent.last >= interval:
+            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+            sent.last = time.monotonic()
+
+
+def _mark_first_byte(job: Job) -> None:
+    if job.record.ttfb_ms is None:
+        job.record.ttfb_ms = int((time.monotonic() - job.started) * 1000)
+
+
+def _finish_record(job: Job, meter: UsageMeter | None) -> None:
+    from gateway.usage import record_usage
+
+    record = job.record
+    if meter is not None:
+        record.input_tokens = meter.usage.input
+        record.cache_read_tokens = meter.usage.cache_read
+        record.cache_write_tokens = meter.usage.cache_write
+        record.output_tokens = meter.usage.output
+        record.reasoning_tokens = meter.usage.reasoning
+    record.duration_ms = int((time.monotonic() - job.started) * 1000)
+    record_usage(record)
+
+
+async def _note_success(credential: Credential, windows: dict[str, Any]) -> None:
+    from asgiref.sync import sync_to_async
+
+    from credentials.services import note_success
+
+    try:
+        await sync_to_async(note_success)(credential.pk, windows)
+    except Exception:
+        logger.exception("could not note credential use")

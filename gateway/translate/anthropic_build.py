@@ -1,0 +1,399 @@
+"""Building blocks for Anthropic Messages requests, shared by every ``*_to_anthropic`` translator.
+
+A translator walks its client's messages, turns each into ``(role, blocks)``
+with the block helpers here, and hands the list to :func:`normalize_turns`,
+which enforces Anthropic's conversation rules (PROTOCOLS.md §6.11 items 2-6):
+
+    [("user", [text "Hi"]), ("assistant", [tool_use call_a1]),
+     ("user", [text "also"]), ("user", [tool_result call_a1])]
+    -> [{"role": "user", ...}, {"role": "assistant", ...},
+        {"role": "user", "content": [tool_result call_a1, text "also"]}]
+
+The ``apply_*`` helpers then set the request parameters (thinking, sampling,
+tool_choice) on the finished body, in the order :func:`finish_request` runs them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Iterable, TypedDict
+
+from gateway.formats.sse import Event
+from gateway.translate.errors import TranslationError
+from gateway.translate.mapping import EFFORT_TO_BUDGET, TOOL_NAME_LIMIT, Target, adaptive_effort, shorten_tool_names
+
+Block = dict[str, Any]
+Turn = tuple[str, list[Block]]
+
+
+class Message(TypedDict):
+    role: str
+    content: list[Block]
+
+
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MISSING_RESULT = "(no result)"
+JSON_OBJECT_INSTRUCTION = "Respond only with a single valid JSON object. Do not add any other text."
+MIN_THINKING_BUDGET = 1024
+
+_INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
+
+
+# -- blocks -------------------------------------------------------------------
+
+def text_block(text: Any, cache_control: Any = None) -> Block | None:
+    """A text block, or None for text Anthropic rejects (empty or whitespace only)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    block: Block = {"type": "text", "text": text}
+    if cache_control:
+        block["cache_control"] = cache_control
+    return block
+
+
+def parse_data_url(url: str) -> tuple[str, str]:
+    """``data:image/png;base64,iVBO...`` -> ``("image/png", "iVBO...")``; TranslationError otherwise."""
+    match = _DATA_URL.match(url)
+    if not match or ";base64" not in (match["params"] or ""):
+        raise TranslationError("only base64 data: URLs are supported")
+    return (match["type"] or "application/octet-stream").lower(), match["data"].strip()
+
+
+def image_block(url: Any) -> Block:
+    """An image block from a ``data:`` URL (base64 source) or an http(s) URL (url source)."""
+    if not isinstance(url, str) or not url:
+        raise TranslationError("image part without a URL")
+    if url.startswith("data:"):
+        media_type, data = parse_data_url(url)
+        if media_type == "image/jpg":
+            media_type = "image/jpeg"
+        if media_type not in IMAGE_MEDIA_TYPES:
+            raise TranslationError(f"unsupported image type {media_type!r}")
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise TranslationError("image URL must be a data: or http(s) URL")
+
+
+def pdf_block(file_data: Any = None, file_url: Any = None) -> Block:
+    """A PDF document block from a base64 ``data:`` URL (or bare base64) or an https URL."""
+    if isinstance(file_url, str) and file_url.startswith(("https://", "http://")):
+        return {"type": "document", "source": {"type": "url", "url": file_url}}
+    if not isinstance(file_data, str) or not file_data:
+        raise TranslationError("only inline (file_data) or URL PDF files are supported")
+    media_type, data = parse_data_url(file_data) if file_data.startswith("data:") else ("application/pdf", file_data)
+    if media_type != "application/pdf":
+        raise TranslationError(f"unsupported file type {media_type!r}: only PDF files can be sent")
+    return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def sanitize_id(raw: Any) -> str:
+    """A tool_use id Anthropic accepts (``^[A-Za-z0-9_-]+$``): other characters become ``_``."""
+    cleaned = _INVALID_ID.sub("_", str(raw or ""))
+    return cleaned or "toolu_" + hashlib.sha256(str(raw).encode()).hexdigest()[:24]
+
+
+def parse_arguments(raw: Any, param: str = "arguments") -> dict[str, Any]:
+    """A tool call's JSON-string arguments as an object: ``""`` -> ``{}``; invalid -> TranslationError."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        raise TranslationError(f"tool call arguments are not valid JSON: {str(raw)[:80]!r}", param=param) from None
+    if not isinstance(value, dict):
+        raise TranslationError("tool call arguments must be a JSON object", param=param)
+    return value
+
+
+def tool_use_block(call_id: Any, name: str, tool_input: dict[str, Any]) -> Block:
+    return {"type": "tool_use", "id": sanitize_id(call_id), "name": name, "input": tool_input}
+
+
+def tool_result_block(call_id: Any, content: str | list[Block], is_error: bool = False) -> Block:
+    block: Block = {"type": "tool_result", "tool_use_id": sanitize_id(call_id)}
+    if content:
+        block["content"] = content
+    if is_error:
+        block["is_error"] = True
+    return block
+
+
+def input_schema(parameters: Any) -> dict[str, Any]:
+    """An object JSON schema, as ``tools[].input_schema`` requires."""
+    schema = dict(parameters) if isinstance(parameters, dict) else {}
+    schema.setdefault("type", "object")
+    if schema["type"] == "object":
+        schema.setdefault("properties", {})
+    return schema
+
+
+class ToolNames:
+    """Client tool names <-> names Anthropic accepts (``[A-Za-z0-9_-]``, at most 64 chars).
+
+    Names that already fit map to themselves; others are cleaned and shortened
+    (``mapping.shorten_tool_names``) and mapped back in responses.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._up: dict[str, str] = {}
+        self._down: dict[str, str] = {}
+        unique = list(dict.fromkeys(names))
+        shortened = shorten_tool_names(_clean_name(n) for n in unique)
+        for name in unique:
+            up = base = shortened[_clean_name(name)]
+            n = 0
+            while up in self._down:
+                n += 1
+                up = f"{base[:TOOL_NAME_LIMIT - len(str(n)) - 1]}_{n}"
+            self._up[name], self._down[up] = up, name
+
+    def upstream(self, name: str) -> str:
+        return self._up.get(name) or _clean_name(name)[:TOOL_NAME_LIMIT]
+
+    def client(self, name: str) -> str:
+        return self._down.get(name, name)
+
+
+def _clean_name(name: str) -> str:
+    return _INVALID_ID.sub("_", name) or "tool"
+
+
+# -- conversation rules ---------------------------------------------------------
+
+def normalize_turns(turns: Iterable[Turn]) -> list[Message]:
+    """Merge, pair and clean raw turns into a valid Anthropic ``messages`` list.
+
+    - empty turns are dropped and consecutive same-role turns merged;
+    - every assistant ``tool_use`` gets its ``tool_result`` first in the next user
+      turn, in call order; a missing one becomes an ``is_error`` "(no result)";
+    - orphan and duplicate results are dropped; repeated tool_use ids are renamed.
+
+    Raises TranslationError when no user turn is left.
+    """
+    messages = _merge(turns)
+    paired: list[Message] = []
+    seen: set[str] = set()
+    calls: list[tuple[str, str]] = []
+    for i, message in enumerate(messages):
+        if message["role"] == "user":
+            paired.append({"role": "user", "content": _pair_results(message["content"], calls)})
+            calls = []
+            continue
+        calls = _dedupe_tool_ids(message["content"], seen)
+        paired.append(message)
+        if calls and i + 1 == len(messages):
+            paired.append({"role": "user", "content": _pair_results([], calls)})
+    result = _merge((m["role"], m["content"]) for m in paired)
+    if not any(m["role"] == "user" for m in result):
+        raise TranslationError("the conversation has no user message")
+    return result
+
+
+def _merge(turns: Iterable[Turn]) -> list[Message]:
+    merged: list[Message] = []
+    for role, blocks in turns:
+        if not blocks:
+            continue
+        if merged and merged[-1]["role"] == role:
+            merged[-1]["content"].extend(blocks)
+        else:
+            merged.append({"role": role, "content": list(blocks)})
+    return merged
+
+
+def _dedupe_tool_ids(blocks: list[Block], seen: set[str]) -> list[tuple[str, str]]:
+    """Rename tool_use ids used before; returns ``(client id, final id)`` in call order."""
+    calls: list[tuple[str, str]] = []
+    for i, block in enumerate(blocks):
+        if block.get("type") != "tool_use":
+            continue
+        new_id, n = block["id"], 1
+        while new_id in seen:
+            n += 1
+            new_id = f"{block['id']}_{n}"
+        if new_id != block["id"]:
+            blocks[i] = {**block, "id": new_id}
+        seen.add(new_id)
+        calls.append((block["id"], new_id))
+    return calls
+
+
+def _pair_results(blocks: list[Block], calls: list[tuple[str, str]]) -> list[Block]:
+    """Results for ``calls`` first, in call order; orphans and duplicates dropped."""
+    results: dict[str, Block] = {}
+    others: list[Block] = []
+    for block in blocks:
+        if block.get("type") != "tool_result":
+            others.append(block)
+            continue
+        free = [new for old, new in calls if old == block["tool_use_id"] and new not in results]
+        if free:
+            results[free[0]] = {**block, "tool_use_id": free[0]}
+    missing = [tool_result_block(new, MISSING_RESULT, is_error=True) for _, new in calls]
+    return [results.get(new, missing[i]) for i, (_, new) in enumerate(calls)] + others
+
+
+def system_blocks(texts: Iterable[Block | None]) -> list[Block]:
+    return [b for b in texts if b]
+
+
+# -- request parameters -----------------------------------------------------------
+
+def apply_reasoning(body: dict[str, Any], effort: Any, target: Target) -> None:
+    """Turn an OpenAI ``reasoning effort`` into ``thinking`` (PROTOCOLS.md §6.10).
+
+    Manual thinking raises ``max_tokens`` to budget + 1024 when the budget does
+    not fit, but never above ``max(target.max_tokens, max_tokens)``; then the
+    budget shrinks instead (never below 1024).
+    """
+    if effort is None or effort == "none":
+        return
+    if effort not in EFFORT_TO_BUDGET:
+        raise TranslationError(f"unsupported reasoning effort {effort!r}", param="reasoning_effort")
+    if target.adaptive_thinking:
+        body["thinking"] = {"type": "adaptive"}
+        body.setdefault("output_config", {})["effort"] = adaptive_effort(effort)
+        return
+    budget, max_tokens = EFFORT_TO_BUDGET[effort], int(body["max_tokens"])
+    if budget >= max_tokens:
+        limit = max(target.max_tokens, max_tokens)
+        max_tokens = max(min(budget + MIN_THINKING_BUDGET, limit), 2 * MIN_THINKING_BUDGET)
+        budget = min(budget, max_tokens - MIN_THINKING_BUDGET)
+    body["max_tokens"] = max_tokens
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+
+
+def thinking_on(body: dict[str, Any]) -> bool:
+    return body.get("thinking", {}).get("type") in ("enabled", "adaptive")
+
+
+def drop_thinking_for_unsigned_tool_turn(body: dict[str, Any]) -> None:
+    """Turn thinking off when the last assistant turn has tool_use but no thinking block.
+
+    Anthropic rejects such a turn while thinking is on (PROTOCOLS.md §6.11 item 8).
+    """
+    if not thinking_on(body):
+        return
+    last = next((m for m in reversed(body["messages"]) if m["role"] == "assistant"), None)
+    if last is None:
+        return
+    types = {b.get("type") for b in last["content"]}
+    if "tool_use" in types and not types & {"thinking", "redacted_thinking"}:
+        del body["thinking"]
+        body.get("output_config", {}).pop("effort", None)
+        if not body.get("output_config"):
+            body.pop("output_config", None)
+
+
+def apply_sampling(body: dict[str, Any], temperature: Any, top_p: Any) -> None:
+    """Copy temperature (clamped to Anthropic's 0..1) or, only without it, top_p."""
+    if isinstance(temperature, (int, float)):
+        body["temperature"] = min(max(float(temperature), 0.0), 1.0)
+    elif isinstance(top_p, (int, float)):
+        body["top_p"] = float(top_p)
+
+
+def apply_thinking_constraints(body: dict[str, Any]) -> None:
+    """Drop what Anthropic rejects while thinking is on (PROTOCOLS.md §1.5)."""
+    if not thinking_on(body):
+        return
+    if body.get("temperature", 1) != 1:
+        del body["temperature"]
+    body.pop("top_k", None)
+    if body.get("top_p", 1) < 0.95:
+        del body["top_p"]
+    choice = body.get("tool_choice")
+    if choice and choice["type"] in ("any", "tool"):
+        body["tool_choice"] = {k: v for k, v in choice.items() if k == "disable_parallel_tool_use"}
+        body["tool_choice"]["type"] = "auto"
+
+
+def tool_choice(choice: Any, parallel: Any, names: ToolNames) -> dict[str, Any] | None:
+    """Map a Chat or Responses ``tool_choice`` (+ ``parallel_tool_calls``) to Anthropic's.
+
+    ``"required"`` -> any; ``{"type": "function", "name"|"function": ...}`` and
+    ``{"type": "custom", "name"}`` -> ``{"type": "tool", "name"}``; other objects -> auto.
+    """
+    result: dict[str, Any] | None = None
+    if choice in ("auto", "none"):
+        result = {"type": choice}
+    elif choice == "required":
+        result = {"type": "any"}
+    elif isinstance(choice, dict):
+        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        if choice.get("type") in ("function", "custom") and name:
+            result = {"type": "tool", "name": names.upstream(_qualified(choice.get("namespace"), name))}
+        else:
+            result = {"type": "auto"}
+    if parallel is False and (result is None or result["type"] != "none"):
+        result = {**(result or {"type": "auto"}), "disable_parallel_tool_use": True}
+    return result
+
+
+def _qualified(namespace: Any, name: str) -> str:
+    return qualified_name(namespace, name) if namespace else name
+
+
+def qualified_name(namespace: str, name: str) -> str:
+    """The flat name of a namespaced tool: ``mcp__srv__`` + ``read`` -> ``mcp__srv__read``; ``crm__find``."""
+    return f"{namespace}{name}" if namespace.endswith("_") else f"{namespace}__{name}"
+
+
+def json_schema_format(schema: Any) -> dict[str, Any]:
+    """``output_config.format`` for structured output."""
+    return {"type": "json_schema", "schema": schema if isinstance(schema, dict) else {"type": "object"}}
+
+
+def hashed_user(user: Any) -> str | None:
+    """``metadata.user_id``: the client's user id, hashed so it stays opaque upstream."""
+    if not isinstance(user, str) or not user:
+        return None
+    return hashlib.sha256(user.encode()).hexdigest()
+
+
+def stop_sequences(stop: Any) -> list[str]:
+    values = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    return [s for s in values if isinstance(s, str) and s.strip()]
+
+
+def max_tokens(value: Any, target: Target) -> int:
+    """The client's output cap, or the target's default when it sent none."""
+    if value is None:
+        return target.max_tokens
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TranslationError("the output token limit must be a positive integer", param="max_tokens")
+    return value
+
+
+def event_data(event: Event) -> dict[str, Any] | None:
+    """An upstream SSE event's JSON object, or None when it has none (or is not JSON)."""
+    if not event.data:
+        return None
+    try:
+        data = event.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def drop_final_thinking(body: dict[str, Any]) -> None:
+    """Without thinking, a final (prefill) assistant message may not hold thinking blocks."""
+    last = body["messages"][-1]
+    if thinking_on(body) or last["role"] != "assistant":
+        return
+    last["content"] = [b for b in last["content"] if b.get("type") not in ("thinking", "redacted_thinking")]
+    if not last["content"]:
+        body["messages"].pop()
+
+
+def finish_request(body: dict[str, Any]) -> dict[str, Any]:
+    """Run the rules that look at the whole body: thinking vs tool turns, then §1.5."""
+    drop_thinking_for_unsigned_tool_turn(body)
+    drop_final_thinking(body)
+    apply_thinking_constraints(body)
+    return body

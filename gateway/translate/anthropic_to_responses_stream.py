@@ -1,0 +1,381 @@
+"""Codex (Responses) SSE events -> Anthropic Messages SSE: PROTOCOLS.md §6.7 and §1.8.
+
+One instance per request. The output keeps Anthropic's strict order, which
+the anthropic SDK's ``messages.stream()`` relies on: ``message_start``; per
+output item one content block (``content_block_start``, deltas,
+``content_block_stop``) with consecutive indexes; ``message_delta`` with the
+stop reason and cumulative usage; ``message_stop``. For example::
+
+    event: response.output_item.added
+    data: {"type":"response.output_item.added","output_index":0,
+           "item":{"type":"function_call","id":"fc_1","call_id":"call_a1","name":"ls","arguments":""}}
+
+becomes::
+
+    event: content_block_start
+    data: {"type":"content_block_start","index":0,
+           "content_block":{"type":"tool_use","id":"call_a1","name":"ls","input":{}}}
+
+A reasoning item becomes a ``thinking`` block fed by the summary deltas and
+closed by a ``signature_delta`` of ``"openai:" + encrypted_content``. Items
+are translated one at a time: events of a later item that arrive while one
+is still open are held back until it is done, since blocks cannot interleave.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from gateway.formats.sse import Event, named_event
+from gateway.translate.mapping import (
+    FOREIGN_SIGNATURE_PREFIX,
+    Usage,
+    responses_to_anthropic_stop,
+    shorten_tool_names,
+)
+
+_CALL_TYPES = ("function_call", "custom_tool_call")
+
+# Responses error codes -> Anthropic error ``type`` (§1.9); anything else is api_error.
+_ERROR_TYPES = {
+    "rate_limit_exceeded": "rate_limit_error",
+    "insufficient_quota": "billing_error",
+    "usage_not_included": "billing_error",
+    "context_length_exceeded": "invalid_request_error",
+    "invalid_prompt": "invalid_request_error",
+    "server_is_overloaded": "overloaded_error",
+}
+
+
+def client_tool_names(body: dict[str, Any]) -> Iterator[str]:
+    """Tool names in the order codex_body meets them in the translated body."""
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict) and tool.get("type") in (None, "custom") and tool.get("name"):
+            yield tool["name"]
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name"):
+                yield block["name"]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name"):
+        yield choice["name"]
+
+
+def reverse_tool_names(body: dict[str, Any]) -> dict[str, str]:
+    """Name sent upstream -> the client's name."""
+    return {short: orig for orig, short in shorten_tool_names(client_tool_names(body)).items()}
+
+
+def anthropic_stop_reason(status: str | None, reason: str | None, has_tool_call: bool) -> str:
+    """§6.8, with any ``incomplete`` response reported as cut short, never as tool_use."""
+    if status == "incomplete":
+        return "refusal" if reason == "content_filter" else "max_tokens"
+    return responses_to_anthropic_stop(status, reason, has_tool_call)
+
+
+def tool_use_id(call_id: str) -> str:
+    """Anthropic ids allow only ``[A-Za-z0-9_-]``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", call_id) or f"toolu_{uuid.uuid4().hex[:24]}"
+
+
+def tool_input(item: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the JSON object Anthropic needs ("" -> {})."""
+    if item.get("type") == "custom_tool_call":
+        return {"input": item.get("input") or ""}
+    raw = item.get("arguments") or ""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}
+
+
+def tool_use_block(item: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    name = item.get("name") or ""
+    return {"type": "tool_use", "id": tool_use_id(item.get("call_id") or item.get("id") or ""),
+            "name": names.get(name, name), "input": tool_input(item)}
+
+
+def summary_text(item: dict[str, Any]) -> str:
+    return "\n\n".join(s.get("text") or "" for s in item.get("summary") or [] if s.get("text"))
+
+
+def thinking_block(item: dict[str, Any], omit_text: bool) -> dict[str, Any] | None:
+    """A reasoning item as a ``thinking`` block, or None when it holds nothing."""
+    text = "" if omit_text else summary_text(item)
+    blob = item.get("encrypted_content") or ""
+    if not text and not blob:
+        return None
+    return {"type": "thinking", "thinking": text, "signature": FOREIGN_SIGNATURE_PREFIX + blob}
+
+
+@dataclass
+class _Block:
+    index: int
+    kind: str  # "thinking", "text", "tool_use" or "custom" (a custom tool's tool_use)
+    streamed: bool = False  # deltas were sent
+    signature: str = FOREIGN_SIGNATURE_PREFIX  # sent when a thinking block closes
+
+
+class StreamTranslator:
+    """Codex SSE events -> Anthropic SSE bytes. See the module docstring."""
+
+    def __init__(self, client_body: dict[str, Any], model: str) -> None:
+        self._model = model
+        self._names = reverse_tool_names(client_body)
+        self._omit_thinking = (client_body.get("thinking") or {}).get("display") == "omitted"
+        self._message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        self._started = False
+        self._done = False
+        self._next_index = 0
+        self._block: _Block | None = None
+        self._active: int | None = None  # output_index of the item being translated
+        self._held: dict[int, list[dict[str, Any]]] = {}
+        self._has_call = False
+
+    @property
+    def done(self) -> bool:
+        """True once ``message_stop`` or an ``error`` event has been returned."""
+        return self._done
+
+    def feed(self, event: Event) -> list[bytes]:
+        if self._done:
+            return []
+        try:
+            data = event.json()
+        except ValueError:
+            return []
+        if not isinstance(data, dict):
+            return []
+        data.setdefault("type", event.event)
+        index = data.get("output_index")
+        if isinstance(index, int) and self._active is not None and index != self._active:
+            self._held.setdefault(index, []).append(data)
+            return []
+        return self._dispatch(data) + self._release_held()
+
+    def finish(self) -> list[bytes]:
+        """Call when the upstream stream ends; reports a stream cut short."""
+        return [] if self._done else self._error("api_error", "upstream stream ended early")
+
+    def fail(self, error_type: str, message: str) -> list[bytes]:
+        """End the client stream with an ``error`` event (e.g. the upstream connection broke)."""
+        return [] if self._done else self._error(error_type, message)
+
+    # -- sequencing ------------------------------------------------------------
+
+    def _dispatch(self, data: dict[str, Any]) -> list[bytes]:
+        handler = _HANDLERS.get(str(data.get("type")))
+        if handler is None or self._done:
+            return []
+        if isinstance(data.get("output_index"), int) and self._active is None:
+            self._active = data["output_index"]
+        return handler(self, data)
+
+    def _release_held(self) -> list[bytes]:
+        out: list[bytes] = []
+        while self._active is None and self._held and not self._done:
+            for data in self._held.pop(min(self._held)):
+                out += self._dispatch(data)
+        return out
+
+    # -- event handlers ----------------------------------------------------------
+
+    def _on_created(self, data: dict[str, Any]) -> list[bytes]:
+        response_id = (data.get("response") or {}).get("id")
+        if response_id and not self._started:
+            self._message_id = f"msg_{response_id}"
+        return self._start()
+
+    def _on_item_added(self, data: dict[str, Any]) -> list[bytes]:
+        item = data.get("item") or {}
+        return self._open_call(item) if item.get("type") in _CALL_TYPES else self._start()
+
+    def _on_summary_part(self, data: dict[str, Any]) -> list[bytes]:
+        out = self._open("thinking", {"type": "thinking", "thinking": ""})
+        if self._block and self._block.streamed and not self._omit_thinking:
+            out.append(self._delta({"type": "thinking_delta", "thinking": "\n\n"}))
+        return out
+
+    def _on_summary_delta(self, data: dict[str, Any]) -> list[bytes]:
+        out = self._open("thinking", {"type": "thinking", "thinking": ""})
+        delta = data.get("delta") or ""
+        if delta and self._block and not self._omit_thinking:
+            self._block.streamed = True
+            out.append(self._delta({"type": "thinking_delta", "thinking": delta}))
+        return out
+
+    def _on_text_delta(self, data: dict[str, Any]) -> list[bytes]:
+        delta = data.get("delta") or ""
+        if not delta:  # an empty text block would be rejected when sent back to Claude
+            return []
+        out = self._open("text", {"type": "text", "text": ""})
+        assert self._block is not None
+        self._block.streamed = True
+        return out + [self._delta({"type": "text_delta", "text": delta})]
+
+    def _on_arguments_delta(self, data: dict[str, Any]) -> list[bytes]:
+        delta = data.get("delta") or ""
+        block = self._block
+        if block is None or block.kind not in ("tool_use", "custom") or not delta:
+            return []
+        if block.kind == "custom":
+            # The raw input streams as the inside of {"input": "<raw>"}.
+            delta = ('{"input": "' if not block.streamed else "") + json.dumps(delta, ensure_ascii=False)[1:-1]
+        block.streamed = True
+        return [self._delta({"type": "input_json_delta", "partial_json": delta})]
+
+    def _on_item_done(self, data: dict[str, Any]) -> list[bytes]:
+        item = data.get("item") or {}
+        kind = item.get("type")
+        out = self._start()
+        if kind == "reasoning":
+            out += self._finish_reasoning(item)
+        elif kind == "message":
+            out += self._finish_message(item)
+        elif kind in _CALL_TYPES:
+            out += self._finish_call(item)
+        out += self._close()
+        self._active = None
+        return out
+
+    def _on_terminal(self, data: dict[str, Any]) -> list[bytes]:
+        out = self._start()
+        while True:  # items the upstream never finished: close them in index order
+            out += self._close()
+            self._active = None
+            if not self._held:
+                break
+            out += self._release_held()
+        resp = data.get("response") or {}
+        status = resp.get("status") or ("incomplete" if data.get("type") == "response.incomplete" else "completed")
+        reason = (resp.get("incomplete_details") or {}).get("reason")
+        has_call = self._has_call or any((i or {}).get("type") in _CALL_TYPES for i in resp.get("output") or [])
+        delta = {"stop_reason": anthropic_stop_reason(status, reason, has_call), "stop_sequence": None}
+        usage = Usage.from_responses(resp.get("usage")).to_anthropic()
+        out.append(named_event({"type": "message_delta", "delta": delta, "usage": usage}))
+        out.append(named_event({"type": "message_stop"}))
+        self._done = True
+        return out
+
+    def _on_failed(self, data: dict[str, Any]) -> list[bytes]:
+        error = (data.get("response") or {}).get("error") or {}
+        code = str(error.get("code") or "server_error")
+        return self._error(_ERROR_TYPES.get(code, "api_error"), error.get("message") or "upstream request failed")
+
+    def _on_error(self, data: dict[str, Any]) -> list[bytes]:
+        code = str(data.get("code") or "server_error")
+        return self._error(_ERROR_TYPES.get(code, "api_error"), data.get("message") or "upstream error")
+
+    # -- finishing an item ---------------------------------------------------------
+
+    def _finish_reasoning(self, item: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        if self._block is None:
+            block = thinking_block(item, self._omit_thinking)
+            if block is None:
+                return []
+            out += self._open("thinking", {"type": "thinking", "thinking": ""})
+            if block["thinking"]:
+                out.append(self._delta({"type": "thinking_delta", "thinking": block["thinking"]}))
+        if self._block is not None:
+            self._block.signature = FOREIGN_SIGNATURE_PREFIX + (item.get("encrypted_content") or "")
+        return out
+
+    def _finish_message(self, item: dict[str, Any]) -> list[bytes]:
+        if self._block is not None and self._block.streamed:
+            return []
+        text = "".join(b["text"] for b in text_blocks(item))
+        if not text:
+            return []
+        return self._open("text", {"type": "text", "text": ""}) + [self._delta({"type": "text_delta", "text": text})]
+
+    def _finish_call(self, item: dict[str, Any]) -> list[bytes]:
+        out = self._open_call(item) if self._block is None else []
+        block = self._block
+        assert block is not None
+        if not block.streamed:
+            raw = (item.get("arguments") or "") if block.kind == "tool_use" else json.dumps(tool_input(item))
+            out += [self._delta({"type": "input_json_delta", "partial_json": raw})] if raw else []
+        elif block.kind == "custom":
+            out.append(self._delta({"type": "input_json_delta", "partial_json": '"}'}))
+        return out
+
+    # -- block and event builders ----------------------------------------------------
+
+    def _start(self) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        usage = Usage().to_anthropic()
+        message = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
+                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+        return [named_event({"type": "message_start", "message": message})]
+
+    def _open(self, kind: str, content_block: dict[str, Any]) -> list[bytes]:
+        """Open a block of ``kind`` unless one is open for the current item."""
+        if self._block is not None:
+            return []
+        out = self._start()
+        self._block = _Block(self._next_index, kind)
+        self._next_index += 1
+        out.append(named_event({"type": "content_block_start", "index": self._block.index,
+                                "content_block": content_block}))
+        return out
+
+    def _open_call(self, item: dict[str, Any]) -> list[bytes]:
+        self._has_call = True
+        block = {**tool_use_block(item, self._names), "input": {}}
+        return self._open("custom" if item.get("type") == "custom_tool_call" else "tool_use", block)
+
+    def _close(self) -> list[bytes]:
+        block, self._block = self._block, None
+        if block is None:
+            return []
+        out = []
+        if block.kind == "thinking":  # every thinking block ends with a signature
+            out.append(self._delta({"type": "signature_delta", "signature": block.signature}, block))
+        elif block.kind == "custom" and block.streamed:
+            out.append(self._delta({"type": "input_json_delta", "partial_json": '"}'}, block))
+        out.append(named_event({"type": "content_block_stop", "index": block.index}))
+        return out
+
+    def _delta(self, delta: dict[str, Any], block: _Block | None = None) -> bytes:
+        index = (block or self._block).index  # type: ignore[union-attr]
+        return named_event({"type": "content_block_delta", "index": index, "delta": delta})
+
+    def _error(self, error_type: str, message: str) -> list[bytes]:
+        self._done = True
+        return [named_event({"type": "error", "error": {"type": error_type, "message": message}})]
+
+
+def text_blocks(item: dict[str, Any]) -> list[dict[str, str]]:
+    """A message item's output_text / refusal parts as Anthropic text blocks (none empty)."""
+    texts = []
+    for part in item.get("content") or []:
+        text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
+        if text:
+            texts.append({"type": "text", "text": text})
+    return texts
+
+
+_Handler = Callable[[StreamTranslator, dict[str, Any]], list[bytes]]
+_HANDLERS: dict[str, _Handler] = {
+    "response.created": StreamTranslator._on_created,
+    "response.output_item.added": StreamTranslator._on_item_added,
+    "response.reasoning_summary_part.added": StreamTranslator._on_summary_part,
+    "response.reasoning_summary_text.delta": StreamTranslator._on_summary_delta,
+    "response.output_text.delta": StreamTranslator._on_text_delta,
+    "response.refusal.delta": StreamTranslator._on_text_delta,
+    "response.function_call_arguments.delta": StreamTranslator._on_arguments_delta,
+    "response.custom_tool_call_input.delta": StreamTranslator._on_arguments_delta,
+    "response.output_item.done": StreamTranslator._on_item_done,
+    "response.completed": StreamTranslator._on_terminal,
+    "response.incomplete": StreamTranslator._on_terminal,
+    "response.failed": StreamTranslator._on_failed,
+    "error": StreamTranslator._on_error,
+}

@@ -1,0 +1,78 @@
+"""Upstream A: Claude through a Claude Code OAuth token (PROTOCOLS.md §4.6, §4.7)."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+from django.conf import settings
+
+from gateway.formats.errors import upstream_error_message
+from gateway.upstream import claude_body
+from gateway.upstream.base import (
+    CredentialUnusable, UpstreamAuthFailed, UpstreamCall, UpstreamError, UpstreamRateLimited,
+    UpstreamRejected, UpstreamUnavailable, json_or_none,
+)
+from gateway.upstream.ratelimits import claude_rejected_until, claude_windows, retry_after_seconds
+
+COUNT_TOKENS_BETAS = ("claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14",
+                      "token-counting-2024-11-01")
+_FORWARDED = ("anthropic-version",)
+
+
+class Claude:
+    provider = "claude"
+    upstream_format = "anthropic"
+
+    def call(self, credential: Any, body: dict[str, Any], client_headers: Mapping[str, str], *,
+             endpoint: str = "messages", session_seed: str = "") -> UpstreamCall:
+        """The request for ``body`` (already in Anthropic format) on ``credential``."""
+        passthrough = claude_body.is_claude_code(client_headers, body)
+        if endpoint == "count_tokens":
+            path, betas = "/v1/messages/count_tokens?beta=true", COUNT_TOKENS_BETAS
+            body = body if passthrough else claude_body.with_identity(body)
+        else:
+            path, betas = "/v1/messages?beta=true", settings.PROXYHUB_CLAUDE_BETAS
+            user_id = claude_body.stable_user_id(str(credential.pk), credential.account_id, session_seed)
+            body = claude_body.prepare(body, passthrough=passthrough, user_id=user_id)
+        stream = bool(body.get("stream"))
+        client_betas = client_headers.get("anthropic-beta")
+        headers = {
+            "authorization": f"Bearer {credential.access_token}",
+            "anthropic-version": client_headers.get("anthropic-version") or "2023-06-01",
+            "anthropic-beta": (claude_body.merge_betas(client_betas, [claude_body.OAUTH_BETA]) if passthrough
+                               else claude_body.merge_betas(client_betas, betas)),
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "user-agent": client_headers.get("user-agent", "") if passthrough else settings.PROXYHUB_CLAUDE_USER_AGENT,
+            "x-app": "cli",
+            "anthropic-dangerous-direct-browser-access": "true",
+        }
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return UpstreamCall(settings.PROXYHUB_CLAUDE_BASE_URL.rstrip("/") + path, headers, data, stream)
+
+    def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        return claude_windows(headers)
+
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
+        """Turn a non-2xx answer into the error the retry loop acts on."""
+        body = json_or_none(raw)
+        err = (body or {}).get("error") if isinstance(body, dict) else None
+        error_type = err.get("type") if isinstance(err, dict) else None
+        message = upstream_error_message(body, f"upstream returned HTTP {status}")
+        kwargs = {"headers": headers, "body": body, "error_type": error_type}
+        if status == 401:
+            return UpstreamAuthFailed(status, message, **kwargs)
+        if status == 403 and error_type == "permission_error":
+            return CredentialUnusable(status, message, **kwargs)
+        if status == 429:
+            until = claude_rejected_until(headers)
+            if until is not None:
+                return UpstreamRateLimited(status, message, cooldown=max(until - time.time(), 1.0) + 2, **kwargs)
+            retry = retry_after_seconds(headers)
+            cooldown = retry if retry is not None else settings.PROXYHUB_COOLDOWN_THROTTLE
+            return UpstreamRateLimited(status, message, cooldown=cooldown, **kwargs)
+        if status == 529 or status >= 500:
+            return UpstreamUnavailable(status, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, **kwargs)
+        return UpstreamRejected(status, message, **kwargs)
+

@@ -1,0 +1,108 @@
+"""Body and beta rules for Upstream A (Claude through a Claude Code OAuth token).
+
+Pure: PROTOCOLS.md §4.6. The token only works for requests shaped like
+Claude Code's: an identity first system block and the ``oauth-2025-04-20`` beta.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Mapping
+
+IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
+KNOWN_IDENTITIES = (
+    IDENTITY,
+    "You are Claude Code, Anthropic's official CLI for Claude, running within the Claude Agent SDK.",
+    "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
+)
+BILLING_PREFIX = "x-anthropic-billing-header:"
+OAUTH_BETA = "oauth-2025-04-20"
+
+
+def merge_betas(client: str | None, ours: Iterable[str]) -> str:
+    """Client betas first (order kept, duplicates removed), then ours that are missing."""
+    seen: list[str] = []
+    for beta in [*(client or "").split(","), *ours]:
+        beta = beta.strip()
+        if beta and beta not in seen:
+            seen.append(beta)
+    return ",".join(seen)
+
+
+def _system_blocks(system: Any) -> list[dict[str, Any]]:
+    if system is None or system == "":
+        return []
+    if isinstance(system, str):
+        return [{"type": "text", "text": system}]
+    return [b for b in system if isinstance(b, dict)]
+
+
+def has_identity(system: Any) -> bool:
+    """True when the system blocks already start like Claude Code's (after a billing block)."""
+    blocks = _system_blocks(system)
+    if blocks and str(blocks[0].get("text", "")).startswith(BILLING_PREFIX):
+        blocks = blocks[1:]
+    return bool(blocks) and str(blocks[0].get("text", "")).strip() in KNOWN_IDENTITIES
+
+
+def is_claude_code(headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:
+    """Claude Code itself: its user agent or x-app header, and its identity block."""
+    ua = headers.get("user-agent", "")
+    return (ua.startswith("claude-cli/") or headers.get("x-app") == "cli") and has_identity(body.get("system"))
+
+
+def with_identity(body: dict[str, Any]) -> dict[str, Any]:
+    if has_identity(body.get("system")):
+        return body
+    identity = {"type": "text", "text": IDENTITY, "cache_control": {"type": "ephemeral"}}
+    blocks = _system_blocks(body.get("system"))
+    # At most 4 cache breakpoints per request: only mark ours when there is room.
+    if _count_cache_breakpoints(body) >= 4:
+        identity.pop("cache_control")
+    return {**body, "system": [identity, *blocks]}
+
+
+def _count_cache_breakpoints(body: Mapping[str, Any]) -> int:
+    return json.dumps(body, separators=(",", ":")).count('"cache_control":')
+
+
+def enforce_thinking_rules(body: dict[str, Any]) -> dict[str, Any]:
+    """Drop parameters the API rejects while thinking is on (PROTOCOLS.md §1.5)."""
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") not in ("enabled", "adaptive"):
+        if "temperature" in body and "top_p" in body:
+            body = {k: v for k, v in body.items() if k != "top_p"}
+        return body
+    out = {k: v for k, v in body.items() if k != "top_k"}
+    if out.get("temperature") not in (None, 1, 1.0):
+        out.pop("temperature")
+    if "top_p" in out and (out["top_p"] < 0.95 or "temperature" in out):
+        out.pop("top_p")
+    choice = out.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        out["tool_choice"] = {"type": "auto", **({"disable_parallel_tool_use": True}
+                                                 if choice.get("disable_parallel_tool_use") else {})}
+    budget = thinking.get("budget_tokens")
+    if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= out.get("max_tokens", 0):
+        out["max_tokens"] = budget + 1024
+    return out
+
+
+def stable_user_id(credential_key: str, account_id: str, session_seed: str) -> str:
+    """A Claude-Code-like ``metadata.user_id`` that stays the same per credential and client."""
+    device = hashlib.sha256(f"device:{credential_key}".encode()).hexdigest()
+    session = hashlib.sha256(f"session:{session_seed}".encode()).hexdigest()
+    session_uuid = f"{session[:8]}-{session[8:12]}-4{session[13:16]}-a{session[17:20]}-{session[20:32]}"
+    return json.dumps({"device_id": device, "account_uuid": account_id, "session_id": session_uuid},
+                      separators=(",", ":"))
+
+
+def prepare(body: dict[str, Any], *, passthrough: bool, user_id: str) -> dict[str, Any]:
+    """The body to send: Claude Code's own requests unchanged, others made Claude-Code-shaped."""
+    if passthrough:
+        return body
+    out = enforce_thinking_rules(with_identity(body))
+    metadata = out.get("metadata") or {}
+    if not metadata.get("user_id"):
+        out["metadata"] = {**metadata, "user_id": user_id}
+    return out

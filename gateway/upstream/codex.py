@@ -1,0 +1,75 @@
+"""Upstream B: the ChatGPT Codex backend through an OpenAI OAuth token (PROTOCOLS.md §5.5-§5.8)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Any, Mapping
+
+from django.conf import settings
+
+from gateway.formats.errors import upstream_error_message
+from gateway.upstream.base import (
+    CredentialUnusable, UpstreamAuthFailed, UpstreamCall, UpstreamError, UpstreamRateLimited,
+    UpstreamRejected, UpstreamUnavailable, json_or_none,
+)
+from gateway.upstream.ratelimits import codex_windows, retry_after_seconds
+
+
+class Codex:
+    provider = "codex"
+    upstream_format = "responses"
+
+    def call(self, credential: Any, body: dict[str, Any], client_headers: Mapping[str, str], *,
+             endpoint: str = "responses", session_seed: str = "") -> UpstreamCall:
+        """The request for ``body`` (a Responses body already through codex_body.prepare)."""
+        session = (client_headers.get("session_id") or client_headers.get("session-id")
+                   or body.get("prompt_cache_key") or _session_uuid(session_seed))
+        headers = {
+            "authorization": f"Bearer {credential.access_token}",
+            "chatgpt-account-id": credential.account_id,
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "originator": client_headers.get("originator") or settings.PROXYHUB_CODEX_ORIGINATOR,
+            "user-agent": settings.PROXYHUB_CODEX_USER_AGENT,
+            "version": settings.PROXYHUB_CODEX_VERSION,
+            "session_id": str(session),
+            "openai-beta": "responses=experimental",
+        }
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return UpstreamCall(settings.PROXYHUB_CODEX_BASE_URL.rstrip("/") + "/responses", headers, data, True)
+
+    def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        return codex_windows(headers)
+
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
+        body = json_or_none(raw)
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else {}
+        error_type = str(err.get("type") or err.get("code") or "")
+        message = upstream_error_message(body, f"upstream returned HTTP {status}")
+        kwargs = {"headers": headers, "body": body, "error_type": error_type or None}
+        if error_type == "usage_not_included":
+            return CredentialUnusable(status, message, **kwargs)
+        if status == 401:
+            return UpstreamAuthFailed(status, message, **kwargs)
+        if status == 429 or error_type == "usage_limit_reached":
+            return UpstreamRateLimited(status, message, cooldown=_usage_cooldown(err, headers), **kwargs)
+        if status >= 500:
+            return UpstreamUnavailable(status, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, **kwargs)
+        return UpstreamRejected(status, message, **kwargs)
+
+
+def _usage_cooldown(err: Mapping[str, Any], headers: Mapping[str, str]) -> float:
+    if err.get("resets_at"):
+        return max(float(err["resets_at"]) - time.time(), 1.0) + 2
+    if err.get("resets_in_seconds"):
+        return float(err["resets_in_seconds"]) + 2
+    retry = retry_after_seconds(headers)
+    return retry if retry is not None else float(settings.PROXYHUB_COOLDOWN_THROTTLE)
+
+
+def _session_uuid(seed: str) -> str:
+    return str(uuid.UUID(hashlib.sha256(f"codex-session:{seed}".encode()).hexdigest()[:32]))
+

@@ -1,0 +1,201 @@
+"""Body rules for the ChatGPT Codex backend (PROTOCOLS.md §5.6).
+
+``prepare()`` takes any Responses request (from a Responses client, or from a
+translator) and returns the body the backend accepts::
+
+    >>> prepare({"model": "gpt-5-codex", "input": "List files", "temperature": 0.2})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'model': 'gpt-5-codex', 'input': [{'type': 'message', 'role': 'user',
+      'content': [{'type': 'input_text', 'text': 'List files'}]}],
+     'instructions': '', 'stream': True, 'store': False,
+     'include': ['reasoning.encrypted_content'], 'parallel_tool_calls': True,
+     'reasoning': {'effort': 'medium', 'summary': 'auto'}}
+
+Pure: stdlib and gateway.translate only.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterator
+
+from gateway.translate.errors import TranslationError
+from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX, TOOL_NAME_LIMIT, shorten_tool_names
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+# Fields the backend rejects ("Unsupported parameter: ...") or that only make
+# sense with server-side state, which store:false rules out.
+FORBIDDEN_FIELDS = (
+    "max_output_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "truncation",
+    "user",
+    "safety_identifier",
+    "prompt_cache_retention",
+    "stream_options",
+    "metadata",
+    "client_metadata",
+    "background",
+)
+
+_CALL_ITEM_TYPES = ("function_call", "custom_tool_call")
+_NAMED_TOOL_TYPES = ("function", "custom")
+
+
+def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[str, Any]:
+    """Return a copy of ``body`` that follows the Codex body rules.
+
+    ``hoist_instructions`` moves text-only system/developer messages into
+    ``instructions`` instead of leaving them as developer input messages.
+    Raises TranslationError for ``previous_response_id`` (there is no server
+    state with ``store: false``). Unchanged nested values are shared, not copied.
+    """
+    if body.get("previous_response_id"):
+        raise TranslationError(
+            "previous_response_id is not supported: resend the conversation in input",
+            param="previous_response_id",
+        )
+    out = {k: v for k, v in body.items() if k not in FORBIDDEN_FIELDS and k != "previous_response_id"}
+    if out.get("service_tier") != "priority":
+        out.pop("service_tier", None)
+    items = [_clean_item(item) for item in _input_items(body.get("input"))]
+    items = [item for item in items if _keep_item(item)]
+    instructions = body.get("instructions") or ""
+    if hoist_instructions:
+        instructions, items = _hoist(instructions, items)
+    out["input"] = items
+    out["instructions"] = instructions
+    out["stream"] = True
+    out["store"] = False
+    out["include"] = _include(body.get("include"))
+    out.setdefault("parallel_tool_calls", True)
+    out["reasoning"] = _reasoning(body.get("reasoning"))
+    _shorten_names(out)
+    return out
+
+
+def tool_name_map(body: dict[str, Any]) -> dict[str, str]:
+    """Client tool name -> name sent upstream, as ``prepare()`` applies it.
+
+    Invert it to restore names in a reply (only names over 64 characters change).
+    """
+    return shorten_tool_names(_tool_names(body))
+
+
+def shorten_call_id(call_id: str) -> str:
+    """Hash a call id over 64 characters down to a stable ``call_<40 hex>``."""
+    if len(call_id) <= TOOL_NAME_LIMIT:
+        return call_id
+    return "call_" + hashlib.sha256(call_id.encode()).hexdigest()[:40]
+
+
+def _input_items(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
+    if not isinstance(value, list):
+        raise TranslationError("input must be a string or an array of items", param="input")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _clean_item(item: dict[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    kind = out.get("type")
+    if kind != "reasoning":
+        # Ids of items that were never stored can fail on a store:false endpoint.
+        out.pop("id", None)
+    if out.get("role") == "system":
+        out["role"] = "developer"
+    if isinstance(out.get("call_id"), str):
+        out["call_id"] = shorten_call_id(out["call_id"])
+    return out
+
+
+def _keep_item(item: dict[str, Any]) -> bool:
+    if item.get("type") != "reasoning":
+        return True
+    blob = item.get("encrypted_content")
+    # Without the blob the backend cannot use the item; a Claude signature
+    # (written by the Anthropic -> Responses translator) is useless here.
+    return isinstance(blob, str) and bool(blob) and not blob.startswith(ANTHROPIC_SIGNATURE_PREFIX)
+
+
+def _hoist(instructions: str, items: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    texts = [instructions] if instructions else []
+    kept: list[dict[str, Any]] = []
+    for item in items:
+        text = _instruction_text(item)
+        if text is None:
+            kept.append(item)
+        elif text:
+            texts.append(text)
+    return "\n\n".join(texts), kept
+
+
+def _instruction_text(item: dict[str, Any]) -> str | None:
+    """The text of a text-only developer message, else None (keep the item)."""
+    if item.get("type", "message") != "message" or item.get("role") != "developer":
+        return None
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    if not all(isinstance(p, dict) and p.get("type") in ("input_text", "text") for p in content):
+        return None
+    return "\n\n".join(str(p.get("text") or "") for p in content if p.get("text"))
+
+
+def _include(value: Any) -> list[Any]:
+    include = list(value) if isinstance(value, list) else []
+    if ENCRYPTED_REASONING not in include:
+        include.append(ENCRYPTED_REASONING)
+    return include
+
+
+def _reasoning(value: Any) -> dict[str, Any]:
+    reasoning = dict(value) if isinstance(value, dict) else {}
+    if not reasoning.get("effort"):
+        reasoning["effort"] = "medium"
+    if not reasoning.get("summary"):
+        reasoning["summary"] = "auto"
+    return reasoning
+
+
+def _tool_names(body: dict[str, Any]) -> Iterator[str]:
+    """Declared tool names first, then names in the history, then tool_choice."""
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict) and tool.get("type") in _NAMED_TOOL_TYPES and isinstance(tool.get("name"), str):
+            yield tool["name"]
+    input_value = body.get("input")
+    for item in input_value if isinstance(input_value, list) else []:
+        if isinstance(item, dict) and item.get("type") in _CALL_ITEM_TYPES and isinstance(item.get("name"), str):
+            yield item["name"]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("name"), str):
+        yield choice["name"]
+
+
+def _shorten_names(out: dict[str, Any]) -> None:
+    """Rewrite over-long tool names in ``out`` (a fresh dict) in place."""
+    names = shorten_tool_names(_tool_names(out))
+    if all(k == v for k, v in names.items()):
+        return
+    if isinstance(out.get("tools"), list):
+        out["tools"] = [_renamed(t, names) if isinstance(t, dict) and t.get("type") in _NAMED_TOOL_TYPES else t
+                        for t in out["tools"]]
+    out["input"] = [_renamed(i, names) if i.get("type") in _CALL_ITEM_TYPES else i for i in out["input"]]
+    if isinstance(out.get("tool_choice"), dict):
+        out["tool_choice"] = _renamed(out["tool_choice"], names)
+
+
+def _renamed(obj: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    name = obj.get("name")
+    if not isinstance(name, str) or names.get(name, name) == name:
+        return obj
+    return {**obj, "name": names[name]}

@@ -1,0 +1,77 @@
+"""Usage records, written off the hot path by a batching writer.
+
+record_usage() only appends to a list; a task flushes the list to the database
+every FLUSH_SECONDS in one bulk insert (plus the keys' last_used_at). At
+process exit the rest is written synchronously, so an answered request's
+record survives a normal shutdown.
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from accounts.services import touch_last_used
+from gateway.models import UsageRecord
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+
+_pending: list[UsageRecord] = []
+_flush_task: asyncio.Task[None] | None = None
+
+
+def record_usage(record: UsageRecord) -> None:
+    """Queue one record; it reaches the database within FLUSH_SECONDS."""
+    global _flush_task
+    _pending.append(record)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        write_pending()
+        return
+    if _flush_task is None or _flush_task.done():
+        _flush_task = loop.create_task(_flush_later())
+
+
+async def _flush_later() -> None:
+    await asyncio.sleep(FLUSH_SECONDS)
+    await aflush()
+
+
+async def aflush() -> None:
+    """See write_pending()."""
+    if _pending:
+        await sync_to_async(write_pending)()
+
+
+def write_pending() -> None:
+    """Write every queued record now."""
+    batch = _pending[:]
+    del _pending[: len(batch)]
+    if not batch:
+        return
+    try:
+        UsageRecord.objects.bulk_create(batch)
+        last_used: dict[int, datetime] = {}
+        for r in batch:
+            if r.api_key_id is not None:
+                last_used[r.api_key_id] = max(r.created_at, last_used.get(r.api_key_id, r.created_at))
+        touch_last_used(last_used)
+    except Exception:
+        logger.exception("could not write %d usage records; keeping them for the next flush", len(batch))
+        _pending[:0] = batch
+
+
+def _write_at_exit() -> None:
+    if _pending:
+        close_old_connections()
+        write_pending()
+
+
+atexit.register(_write_at_exit)

@@ -1,0 +1,34 @@
+"""ASGI entry point: /v1 goes to the gateway's own ASGI app, the rest to Django.
+
+Django's ASGI app is built before importing the gateway, which touches models.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxyhub.settings")
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+# The admin's CSS and JS come from the app directories: no collectstatic or CDN needed.
+django_application = ASGIStaticFilesHandler(get_asgi_application())
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from gateway.app import gateway_application, websocket_refusal  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [
+                re_path(r"^(v1|backend-api)/", gateway_application),
+                # Bare OpenAI/Anthropic paths: answered with a JSON hint to add /v1.
+                re_path(r"^(messages|chat/completions|responses|models|completions)(/|$)", gateway_application),
+                re_path(r"", django_application),
+            ]
+        ),
+        "websocket": websocket_refusal,
+    }
+)

@@ -1,0 +1,152 @@
+"""ProxyHub settings: every knob is an environment variable (optional ``.env``).
+
+The defaults run a checkout with no configuration: SQLite and a generated
+secret key under ``data/``, the real upstream URLs, port 8317.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = BASE_DIR / "data"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():  # optional; real environment variables win
+    environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _generated_secret_key() -> str:
+    """A per-install key kept in data/, so sessions and encrypted tokens survive restarts."""
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default=None) or _generated_secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "credentials",
+    "accounts",
+    "gateway",
+    "proxyhub",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "proxyhub.urls"
+ASGI_APPLICATION = "proxyhub.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'proxyhub.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Without IMMEDIATE transactions and a busy timeout, concurrent usage writes
+    # fail with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"init_command": "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+    )
+    if not str(DATABASES["default"]["NAME"]).startswith(":"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+# Django's async docs: persistent connections don't mix with async code.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}
+
+# --- ProxyHub ---------------------------------------------------------------
+PROXYHUB_HOST = env("PROXYHUB_HOST", default="127.0.0.1")
+PROXYHUB_PORT = env.int("PROXYHUB_PORT", default=8317)
+# Fernet key (urlsafe base64, 32 bytes) for OAuth tokens at rest; derived from SECRET_KEY when unset.
+PROXYHUB_ENCRYPTION_KEY = env("PROXYHUB_ENCRYPTION_KEY", default="")
+
+PROXYHUB_CLAUDE_BASE_URL = env("PROXYHUB_CLAUDE_BASE_URL", default="https://api.anthropic.com")
+PROXYHUB_CLAUDE_TOKEN_URL = env("PROXYHUB_CLAUDE_TOKEN_URL", default="https://platform.claude.com/v1/oauth/token")
+PROXYHUB_CODEX_BASE_URL = env("PROXYHUB_CODEX_BASE_URL", default="https://chatgpt.com/backend-api/codex")
+PROXYHUB_CODEX_TOKEN_URL = env("PROXYHUB_CODEX_TOKEN_URL", default="https://auth.openai.com/oauth/token")
+
+# Claude Code fingerprint sent upstream (PROTOCOLS.md §4.6); settings because they drift.
+PROXYHUB_CLAUDE_BETAS = env.list(
+    "PROXYHUB_CLAUDE_BETAS",
+    default=["claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14",
+             "fine-grained-tool-streaming-2025-05-14"],
+)
+PROXYHUB_CLAUDE_USER_AGENT = env("PROXYHUB_CLAUDE_USER_AGENT", default="claude-cli/2.1.331 (external, cli)")
+PROXYHUB_CODEX_USER_AGENT = env(
+    "PROXYHUB_CODEX_USER_AGENT", default="codex_cli_rs/0.169.0 (Linux 6.8.0; x86_64) xterm-256color"
+)
+PROXYHUB_CODEX_VERSION = env("PROXYHUB_CODEX_VERSION", default="0.169.0")
+PROXYHUB_CODEX_ORIGINATOR = env("PROXYHUB_CODEX_ORIGINATOR", default="codex_cli_rs")
+
+# Limits and timeouts (seconds).
+PROXYHUB_MAX_BODY_BYTES = env.int("PROXYHUB_MAX_BODY_BYTES", default=32 * 1024 * 1024)
+PROXYHUB_CONNECT_TIMEOUT = env.float("PROXYHUB_CONNECT_TIMEOUT", default=10.0)
+PROXYHUB_READ_TIMEOUT = env.float("PROXYHUB_READ_TIMEOUT", default=600.0)
+PROXYHUB_UPSTREAM_CONNECTIONS = env.int("PROXYHUB_UPSTREAM_CONNECTIONS", default=256)
+PROXYHUB_MAX_ATTEMPTS = env.int("PROXYHUB_MAX_ATTEMPTS", default=4)
+PROXYHUB_COOLDOWN_THROTTLE = env.int("PROXYHUB_COOLDOWN_THROTTLE", default=30)
+PROXYHUB_COOLDOWN_OVERLOADED = env.int("PROXYHUB_COOLDOWN_OVERLOADED", default=60)
+PROXYHUB_COOLDOWN_UNREACHABLE = env.int("PROXYHUB_COOLDOWN_UNREACHABLE", default=30)
+PROXYHUB_KEY_CACHE_SECONDS = env.float("PROXYHUB_KEY_CACHE_SECONDS", default=30.0)
+PROXYHUB_REFRESH_MARGIN = env.int("PROXYHUB_REFRESH_MARGIN", default=300)
+PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
