@@ -16,7 +16,8 @@ class GatewayConfig(AppConfig):
         def evict_key(sender: type, instance: ApiKey, **kwargs: object) -> None:
             keycache.evict(instance.digest)
 
-        post_save.connect(evict_key, sender=ApiKey, dispatch_uid="gateway.evict_key")
-        post_delete.connect(evict_key, sender=ApiKey, dispatch_uid="gateway.evict_key_delete")
+        # weak=False: evict_key is a local function and would be garbage-collected.
+        post_save.connect(evict_key, sender=ApiKey, weak=False, dispatch_uid="gateway.evict_key")
+        post_delete.connect(evict_key, sender=ApiKey, weak=False, dispatch_uid="gateway.evict_key_delete")
         post_save.connect(catalog.invalidate, sender=Model, dispatch_uid="gateway.catalog")
         post_delete.connect(catalog.invalidate, sender=Model, dispatch_uid="gateway.catalog_delete")

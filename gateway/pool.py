@@ -97,6 +97,13 @@ async def take_out(credential: Credential, status: str, reason: str) -> None:
     invalidate(credential.provider)
 
 
+def forget(credential: Credential) -> None:
+    """Drop a credential that another layer already took out of service (its DB row says why)."""
+    state = _state.get(credential.provider)
+    if state is not None:
+        state.credentials = [c for c in state.credentials if c.pk != credential.pk]
+
+
 def replace(credential: Credential) -> None:
     """Put a refreshed copy of a credential into the snapshot."""
     state = _state.get(credential.provider)

@@ -111,12 +111,14 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.
         try:
             credential = await pool.acquire(provider, tried)
         except pool.NoCredentialError as exc:
-            raise _no_credential(job, exc, last) from None
+            raise (_exhausted(job, last) if last else _no_credential(job, exc)) from None
         job.record.attempts = attempt + 1
         try:
             response, credential, error = await _try_credential(job, upstream, body, credential)
         except RefreshFailed as exc:
             tried.add(credential.pk)
+            if exc.permanent:
+                pool.forget(credential)
             last = last or UpstreamUnavailable(503, f"token refresh failed: {exc}")
             continue
         if response is not None:
@@ -175,15 +177,13 @@ async def _sideline(credential: Credential, error: UpstreamError) -> None:
     logger.warning("credential %s failed: %s %s", credential.pk, error.status, error.error_type or "")
 
 
-def _no_credential(job: Job, exc: pool.NoCredentialError, last: UpstreamError | None) -> Failure:
+def _no_credential(job: Job, exc: pool.NoCredentialError) -> Failure:
     name = PROVIDER_NAMES.get(exc.provider, exc.provider)
     if not exc.connected:
         return Failure(503, f"No {name} account is connected to this ProxyHub. Ask an admin to connect one "
                             f"(admin site, or `python manage.py import_credentials`).", error_type=None)
     if exc.retry_after is not None:
-        return _rate_limited(job, exc.retry_after, f"Every {name} account is rate-limited right now.")
-    if last is not None:
-        return _exhausted(job, last)
+        return _rate_limited(job, exc.retry_after, f"Every {name} account is cooling down right now.")
     return Failure(503, f"No {name} account is usable right now (all need re-login or are disabled). "
                         f"Ask an admin to check the credentials page.")
 

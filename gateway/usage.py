@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import IntegrityError, close_old_connections, transaction
 
 from accounts.services import touch_last_used
 from gateway.models import UsageRecord
@@ -57,7 +57,7 @@ def write_pending() -> None:
     if not batch:
         return
     try:
-        UsageRecord.objects.bulk_create(batch)
+        _insert(batch)
         last_used: dict[int, datetime] = {}
         for r in batch:
             if r.api_key_id is not None:
@@ -66,6 +66,27 @@ def write_pending() -> None:
     except Exception:
         logger.exception("could not write %d usage records; keeping them for the next flush", len(batch))
         _pending[:0] = batch
+
+
+def _insert(batch: list[UsageRecord]) -> None:
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(batch)
+    except IntegrityError:
+        # A key, user or credential was deleted while its request ran: keep the
+        # record, without the link that no longer exists.
+        for record in batch:
+            try:
+                with transaction.atomic():
+                    record.save(force_insert=True)
+            except IntegrityError:
+                record.api_key_id = record.user_id = record.credential_id = None
+                record.save(force_insert=True)
+
+
+def idle() -> bool:
+    """True when nothing is queued or being written (tests wait for this)."""
+    return not _pending and (_flush_task is None or _flush_task.done())
 
 
 def _write_at_exit() -> None:

@@ -112,6 +112,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # httpx logs every token-endpoint call at INFO; ours say what matters.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- ProxyHub ---------------------------------------------------------------

@@ -370,6 +370,11 @@ def max_tokens(value: Any, target: Target) -> int:
     return value
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``{}``: for optional nested client fields."""
+    return value if isinstance(value, dict) else {}
+
+
 def event_data(event: Event) -> dict[str, Any] | None:
     """An upstream SSE event's JSON object, or None when it has none (or is not JSON)."""
     if not event.data:

@@ -193,30 +193,35 @@ class StreamTranslator:
 
     def _on_item_added(self, data: dict[str, Any]) -> list[bytes]:
         item = data.get("item") or {}
-        return self._open_call(item) if item.get("type") in _CALL_TYPES else self._start()
+        out = self._start()
+        if item.get("type") in _CALL_TYPES:
+            self._open_call(item, out)
+        return out
 
     def _on_summary_part(self, data: dict[str, Any]) -> list[bytes]:
-        out = self._open("thinking", {"type": "thinking", "thinking": ""})
-        if self._block and self._block.streamed and not self._omit_thinking:
-            out.append(self._delta({"type": "thinking_delta", "thinking": "\n\n"}))
+        out: list[bytes] = []
+        block = self._open("thinking", out)
+        if block.streamed and not self._omit_thinking:
+            out.append(_delta(block, {"type": "thinking_delta", "thinking": "\n\n"}))
         return out
 
     def _on_summary_delta(self, data: dict[str, Any]) -> list[bytes]:
-        out = self._open("thinking", {"type": "thinking", "thinking": ""})
+        out: list[bytes] = []
+        block = self._open("thinking", out)
         delta = data.get("delta") or ""
-        if delta and self._block and not self._omit_thinking:
-            self._block.streamed = True
-            out.append(self._delta({"type": "thinking_delta", "thinking": delta}))
+        if delta and not self._omit_thinking:
+            block.streamed = True
+            out.append(_delta(block, {"type": "thinking_delta", "thinking": delta}))
         return out
 
     def _on_text_delta(self, data: dict[str, Any]) -> list[bytes]:
         delta = data.get("delta") or ""
         if not delta:  # an empty text block would be rejected when sent back to Claude
             return []
-        out = self._open("text", {"type": "text", "text": ""})
-        assert self._block is not None
-        self._block.streamed = True
-        return out + [self._delta({"type": "text_delta", "text": delta})]
+        out: list[bytes] = []
+        block = self._open("text", out)
+        block.streamed = True
+        return out + [_delta(block, {"type": "text_delta", "text": delta})]
 
     def _on_arguments_delta(self, data: dict[str, Any]) -> list[bytes]:
         delta = data.get("delta") or ""
@@ -227,7 +232,7 @@ class StreamTranslator:
             # The raw input streams as the inside of {"input": "<raw>"}.
             delta = ('{"input": "' if not block.streamed else "") + json.dumps(delta, ensure_ascii=False)[1:-1]
         block.streamed = True
-        return [self._delta({"type": "input_json_delta", "partial_json": delta})]
+        return [_delta(block, {"type": "input_json_delta", "partial_json": delta})]
 
     def _on_item_done(self, data: dict[str, Any]) -> list[bytes]:
         item = data.get("item") or {}
@@ -275,35 +280,32 @@ class StreamTranslator:
 
     def _finish_reasoning(self, item: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
-        if self._block is None:
-            block = thinking_block(item, self._omit_thinking)
-            if block is None:
+        block = self._block
+        if block is None:  # no summary events: take the text from the item
+            shown = thinking_block(item, self._omit_thinking)
+            if shown is None:
                 return []
-            out += self._open("thinking", {"type": "thinking", "thinking": ""})
-            if block["thinking"]:
-                out.append(self._delta({"type": "thinking_delta", "thinking": block["thinking"]}))
-        if self._block is not None:
-            self._block.signature = FOREIGN_SIGNATURE_PREFIX + (item.get("encrypted_content") or "")
+            block = self._open("thinking", out)
+            if shown["thinking"]:
+                out.append(_delta(block, {"type": "thinking_delta", "thinking": shown["thinking"]}))
+        block.signature = FOREIGN_SIGNATURE_PREFIX + (item.get("encrypted_content") or "")
         return out
 
     def _finish_message(self, item: dict[str, Any]) -> list[bytes]:
-        if self._block is not None and self._block.streamed:
-            return []
         text = "".join(b["text"] for b in text_blocks(item))
-        if not text:
+        if self._block is not None or not text:  # already streamed, or nothing to show
             return []
-        return self._open("text", {"type": "text", "text": ""}) + [self._delta({"type": "text_delta", "text": text})]
+        out: list[bytes] = []
+        block = self._open("text", out)
+        return out + [_delta(block, {"type": "text_delta", "text": text})]
 
     def _finish_call(self, item: dict[str, Any]) -> list[bytes]:
-        out = self._open_call(item) if self._block is None else []
-        block = self._block
-        assert block is not None
+        out: list[bytes] = []
+        block = self._block or self._open_call(item, out)
         if not block.streamed:
             raw = (item.get("arguments") or "") if block.kind == "tool_use" else json.dumps(tool_input(item))
-            out += [self._delta({"type": "input_json_delta", "partial_json": raw})] if raw else []
-        elif block.kind == "custom":
-            out.append(self._delta({"type": "input_json_delta", "partial_json": '"}'}))
-        return out
+            out += [_delta(block, {"type": "input_json_delta", "partial_json": raw})] if raw else []
+        return out  # a streamed custom input gets its closing '"}' from _close()
 
     # -- block and event builders ----------------------------------------------------
 
@@ -311,26 +313,27 @@ class StreamTranslator:
         if self._started:
             return []
         self._started = True
-        usage = Usage().to_anthropic()
-        message = {"id": self._message_id, "type": "message", "role": "assistant", "model": self._model,
-                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+        message: dict[str, Any] = {
+            "id": self._message_id, "type": "message", "role": "assistant", "model": self._model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": Usage().to_anthropic()}
         return [named_event({"type": "message_start", "message": message})]
 
-    def _open(self, kind: str, content_block: dict[str, Any]) -> list[bytes]:
-        """Open a block of ``kind`` unless one is open for the current item."""
+    def _open(self, kind: str, out: list[bytes], content_block: dict[str, Any] | None = None) -> _Block:
+        """Return the current item's block, first opening one of ``kind`` (events go to ``out``)."""
         if self._block is not None:
-            return []
-        out = self._start()
-        self._block = _Block(self._next_index, kind)
+            return self._block
+        block = self._block = _Block(self._next_index, kind)
         self._next_index += 1
-        out.append(named_event({"type": "content_block_start", "index": self._block.index,
-                                "content_block": content_block}))
-        return out
+        if content_block is None:
+            content_block = {"type": "thinking", "thinking": ""} if kind == "thinking" else {"type": "text", "text": ""}
+        out += self._start()
+        out.append(named_event({"type": "content_block_start", "index": block.index, "content_block": content_block}))
+        return block
 
-    def _open_call(self, item: dict[str, Any]) -> list[bytes]:
+    def _open_call(self, item: dict[str, Any], out: list[bytes]) -> _Block:
         self._has_call = True
-        block = {**tool_use_block(item, self._names), "input": {}}
-        return self._open("custom" if item.get("type") == "custom_tool_call" else "tool_use", block)
+        content_block = {**tool_use_block(item, self._names), "input": {}}
+        return self._open("custom" if item.get("type") == "custom_tool_call" else "tool_use", out, content_block)
 
     def _close(self) -> list[bytes]:
         block, self._block = self._block, None
@@ -338,19 +341,19 @@ class StreamTranslator:
             return []
         out = []
         if block.kind == "thinking":  # every thinking block ends with a signature
-            out.append(self._delta({"type": "signature_delta", "signature": block.signature}, block))
+            out.append(_delta(block, {"type": "signature_delta", "signature": block.signature}))
         elif block.kind == "custom" and block.streamed:
-            out.append(self._delta({"type": "input_json_delta", "partial_json": '"}'}, block))
+            out.append(_delta(block, {"type": "input_json_delta", "partial_json": '"}'}))
         out.append(named_event({"type": "content_block_stop", "index": block.index}))
         return out
-
-    def _delta(self, delta: dict[str, Any], block: _Block | None = None) -> bytes:
-        index = (block or self._block).index  # type: ignore[union-attr]
-        return named_event({"type": "content_block_delta", "index": index, "delta": delta})
 
     def _error(self, error_type: str, message: str) -> list[bytes]:
         self._done = True
         return [named_event({"type": "error", "error": {"type": error_type, "message": message}})]
+
+
+def _delta(block: _Block, delta: dict[str, Any]) -> bytes:
+    return named_event({"type": "content_block_delta", "index": block.index, "delta": delta})
 
 
 def text_blocks(item: dict[str, Any]) -> list[dict[str, str]]:

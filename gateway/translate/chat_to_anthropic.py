@@ -20,6 +20,7 @@ import uuid
 from typing import Any, TypedDict
 
 from gateway.formats.sse import DONE, Event, data_event
+from gateway.formats.stream_errors import chat_error
 from gateway.translate import anthropic_build as build
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import ANTHROPIC_TO_CHAT_FINISH, Target, Usage
@@ -41,7 +42,8 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
     Raises TranslationError for what Claude cannot do (``n > 1``, audio input,
     invalid tool-call arguments, a conversation without a user message).
     """
-    if int(body.get("n") or 1) > 1:
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
         raise TranslationError("n > 1 is not supported", param="n")
     names = build.ToolNames(_function_names(body))
     system: list[Block | None] = []
@@ -50,10 +52,11 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         _add_message(message, names, system, turns)
     if _format_type(body) == "json_object":
         system.append(build.text_block(build.JSON_OBJECT_INSTRUCTION))
-    out: dict[str, Any] = {"model": target.model, "messages": build.normalize_turns(turns)}
-    out["max_tokens"] = build.max_tokens(body.get("max_completion_tokens") or body.get("max_tokens"), target)
+    cap = build.max_tokens(body.get("max_completion_tokens") or body.get("max_tokens"), target)
+    out: dict[str, Any] = {"model": target.model, "max_tokens": cap}
     if blocks := build.system_blocks(system):
         out["system"] = blocks
+    out["messages"] = build.normalize_turns(turns)
     _apply_options(out, body, names, target)
     return build.finish_request(out)
 
@@ -249,8 +252,7 @@ class StreamTranslator:
         if self.done:
             return []
         self.done = True
-        error = {"message": message, "type": error_type, "param": None, "code": None}
-        return [data_event({"error": error}), DONE]
+        return chat_error(error_type, message)
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         chunk: dict[str, Any] = {
@@ -271,6 +273,8 @@ class StreamTranslator:
 
     def _on_content_block_start(self, data: dict[str, Any]) -> list[bytes]:
         block = data.get("content_block") or {}
+        if block.get("type") == "text" and block.get("text"):
+            return [self._chunk({"content": block["text"]})]
         if block.get("type") != "tool_use":
             return []
         index = self._calls[data["index"]] = len(self._calls)

@@ -102,6 +102,7 @@ class StreamTranslator:
         self._calls_by_item: dict[str, _Call] = {}
         self._calls_by_index: dict[int, _Call] = {}
         self._call_count = 0
+        self._texted_items: set[str] = set()  # message items whose text arrived as deltas
 
     @property
     def done(self) -> bool:
@@ -144,7 +145,10 @@ class StreamTranslator:
     def _on_text(self, data: dict[str, Any]) -> list[bytes]:
         delta = data.get("delta") or ""
         key = "refusal" if data.get("type") == "response.refusal.delta" else "content"
-        return self._start() + [self._chunk({key: delta})] if delta else []
+        if not delta:
+            return []
+        self._texted_items.add(str(data.get("item_id")))
+        return self._start() + [self._chunk({key: delta})]
 
     def _on_summary_part(self, data: dict[str, Any]) -> list[bytes]:
         # Separate summary parts the way the non-stream reply joins them.
@@ -174,6 +178,8 @@ class StreamTranslator:
 
     def _on_item_done(self, data: dict[str, Any]) -> list[bytes]:
         item = data.get("item") or {}
+        if item.get("type") == "message" and str(item.get("id")) not in self._texted_items:
+            return self._message_text(item)
         if item.get("type") not in _CALL_TYPES:
             return []
         out = self._start()
@@ -210,6 +216,16 @@ class StreamTranslator:
     def _on_error(self, data: dict[str, Any]) -> list[bytes]:
         code = data.get("code") or "server_error"
         return self._error(_ERROR_TYPES.get(code, "server_error"), data.get("message") or "upstream error", code)
+
+    def _message_text(self, item: dict[str, Any]) -> list[bytes]:
+        """Text that only arrived in ``output_item.done`` (no deltas were seen)."""
+        out: list[bytes] = []
+        for part in item.get("content") or []:
+            key, text = ("content", part.get("text")) if part.get("type") == "output_text" else (
+                "refusal", part.get("refusal"))
+            if text:
+                out += self._start() + [self._chunk({key: text})]
+        return out
 
     # -- chunk builders -------------------------------------------------------
 

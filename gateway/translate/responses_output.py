@@ -25,7 +25,6 @@ from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX
 
 SIGNATURE_PREFIX = ANTHROPIC_SIGNATURE_PREFIX
 REDACTED_PREFIX = "anthropic-redacted:"
-CUSTOM_INPUT_SCHEMA = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 
 Item = dict[str, Any]
 
@@ -94,7 +93,7 @@ def _definition(name: str, client: ClientTool, tool: dict[str, Any]) -> dict[str
         if fmt.get("type") == "grammar" and fmt.get("definition"):
             syntax = fmt.get("syntax") or "formal"
             description += f"\n\nThe input string must follow this {syntax} grammar:\n{fmt['definition']}"
-        schema: dict[str, Any] = CUSTOM_INPUT_SCHEMA
+        schema: dict[str, Any] = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
     else:
         schema = build.input_schema(tool.get("parameters"))
     out: dict[str, Any] = {"name": name, "input_schema": schema}
@@ -151,9 +150,8 @@ def custom_input(arguments: str) -> str:
         value = json.loads(arguments)
     except ValueError:
         return arguments
-    if isinstance(value, dict) and isinstance(value.get("input"), str):
-        return value["input"]
-    return arguments
+    raw = value.get("input") if isinstance(value, dict) else None
+    return raw if isinstance(raw, str) else arguments
 
 
 def output_items(blocks: list[dict[str, Any]], base: str, tools: ResponsesTools) -> list[Item]:
@@ -184,8 +182,9 @@ def response_object(
     output: list[Item], usage: dict[str, Any] | None, incomplete: Any = None, error: Any = None,
 ) -> dict[str, Any]:
     """A full Response object (PROTOCOLS.md §3.4), echoing the client's settings."""
-    reasoning = client_body.get("reasoning") if isinstance(client_body.get("reasoning"), dict) else {}
-    text = client_body.get("text") if isinstance(client_body.get("text"), dict) else {}
+    if usage is not None:  # current API versions always send it; the openai SDK's types require it
+        usage["input_tokens_details"].setdefault("cache_write_tokens", 0)
+    reasoning, text = build.as_dict(client_body.get("reasoning")), build.as_dict(client_body.get("text"))
     return {
         "id": response_id, "object": "response", "created_at": created_at, "status": status, "model": model,
         "output": output, "error": error, "incomplete_details": incomplete,

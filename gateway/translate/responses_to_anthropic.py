@@ -65,10 +65,10 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
     fmt = _text_format(body)
     if fmt.get("type") == "json_object":
         context.system.append(build.text_block(build.JSON_OBJECT_INSTRUCTION))
-    result: dict[str, Any] = {"model": target.model, "messages": build.normalize_turns(context.turns)}
-    result["max_tokens"] = build.max_tokens(body.get("max_output_tokens"), target)
+    result: dict[str, Any] = {"model": target.model, "max_tokens": build.max_tokens(body.get("max_output_tokens"), target)}
     if system := build.system_blocks(context.system):
         result["system"] = system
+    result["messages"] = build.normalize_turns(context.turns)
     _apply_options(result, body, tools, target)
     return build.finish_request(result)
 
@@ -86,14 +86,11 @@ def _apply_options(result: dict[str, Any], body: dict[str, Any], tools: Response
         result.setdefault("output_config", {})["format"] = build.json_schema_format(fmt.get("schema"))
     if user_id := build.hashed_user(body.get("user") or body.get("safety_identifier")):
         result["metadata"] = {"user_id": user_id}
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    build.apply_reasoning(result, reasoning.get("effort"), target)
+    build.apply_reasoning(result, build.as_dict(body.get("reasoning")).get("effort"), target)
 
 
 def _text_format(body: dict[str, Any]) -> dict[str, Any]:
-    text = body.get("text") if isinstance(body.get("text"), dict) else {}
-    fmt = text.get("format")
-    return fmt if isinstance(fmt, dict) else {}
+    return build.as_dict(build.as_dict(body.get("text")).get("format"))
 
 
 def _input_items(value: Any) -> list[dict[str, Any]]:

@@ -20,8 +20,13 @@ from typing import Any, Iterator
 
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX, TOOL_NAME_LIMIT, shorten_tool_names
+from gateway.translate.responses_output import REDACTED_PREFIX
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+# Claude thinking handed to a Responses client as encrypted_content
+# (responses_output.py); the Codex backend cannot decrypt it.
+CLAUDE_BLOB_PREFIXES = (ANTHROPIC_SIGNATURE_PREFIX, REDACTED_PREFIX)
 
 # Fields the backend rejects ("Unsupported parameter: ...") or that only make
 # sense with server-side state, which store:false rules out.
@@ -120,9 +125,8 @@ def _keep_item(item: dict[str, Any]) -> bool:
     if item.get("type") != "reasoning":
         return True
     blob = item.get("encrypted_content")
-    # Without the blob the backend cannot use the item; a Claude signature
-    # (written by the Anthropic -> Responses translator) is useless here.
-    return isinstance(blob, str) and bool(blob) and not blob.startswith(ANTHROPIC_SIGNATURE_PREFIX)
+    # Without its own blob the backend cannot use the item.
+    return isinstance(blob, str) and bool(blob) and not blob.startswith(CLAUDE_BLOB_PREFIXES)
 
 
 def _hoist(instructions: str, items: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:

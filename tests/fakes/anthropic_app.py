@@ -21,13 +21,20 @@ from . import anthropic_rules as rules
 from . import anthropic_wire as wire
 from .faults import Fault
 from .replies import anthropic_input_tokens, anthropic_reply, anthropic_usage
-from .serving import WORLD, Incoming, SseStream, json_response, receive
+from .serving import Incoming, SseStream, json_response, receive
 
 PROVIDER = "claude"
 EXPIRED_MESSAGE = "OAuth token has expired. Please obtain a new token or refresh your existing token."
 RATE_LIMITED_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
-STATUS_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                      404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}  # fmt: skip
+STATUS_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 MODELS = (
     ("claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"),
     ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
@@ -48,7 +55,9 @@ def build_app() -> web.Application:
 # --- responses ---------------------------------------------------------------
 
 
-def _error(incoming: Incoming, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    incoming: Incoming, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return _reject(incoming, (status, wire.error_body(error_type, message)), headers)
 
 
@@ -204,12 +213,13 @@ async def _stream(incoming: Incoming, fault: Fault | None) -> web.StreamResponse
     opts = fault.opts if fault else {}
     delay = float(opts.get("delay", 0.2)) if kind == "slow" else 0.0
     cut = int(opts.get("after", STREAM_CUT_AFTER))
+    if kind == "slow" and opts.get("initial_delay"):
+        await asyncio.sleep(float(opts["initial_delay"]))  # silence before the headers
     headers = _ok_headers(incoming)
     async with SseStream(incoming, headers, delay=delay) as stream:
         if kind == "mid_stream_error":
-            error = {"type": "error", "error": {"type": opts.get("error_type", "overloaded_error"),
-                                                "message": opts.get("message", "Overloaded")}}  # fmt: skip
-            await stream.send_all([*events[:cut], error])
+            error = {"type": opts.get("error_type", "overloaded_error"), "message": opts.get("message", "Overloaded")}
+            await stream.send_all([*events[:cut], {"type": "error", "error": error}])
         elif kind == "drop_mid_stream":
             await stream.send_all(events[:cut])
             stream.drop()

@@ -324,7 +324,9 @@ def _check_block(path: str, block: object, role: str, *, allow_blank: bool) -> N
     allowed = BLOCKS_BY_ROLE[role]
     if kind not in allowed:
         expected = ", ".join(f"'{t}'" for t in allowed)
-        raise _Invalid(f"{path}: Input tag '{kind}' found using 'type' does not match any of the expected tags: {expected}")
+        raise _Invalid(
+            f"{path}: Input tag '{kind}' found using 'type' does not match any of the expected tags: {expected}"
+        )
     _BLOCK_CHECKS[kind](path, block, allow_blank)
 
 
@@ -353,7 +355,10 @@ def _check_image(path: str, block: dict[str, Any], allow_blank: bool) -> None:
         if not isinstance(source.get("file_id"), str):
             raise _Invalid(f"{path}.source.file.file_id: Field required")
     else:
-        raise _Invalid(f"{path}.source: Input tag '{kind}' found using 'type' does not match any of the expected tags: 'base64', 'url', 'file'")
+        raise _Invalid(
+            f"{path}.source: Input tag '{kind}' found using 'type' does not match any of the expected tags: "
+            "'base64', 'url', 'file'"
+        )
 
 
 def _check_base64(path: str, data: object) -> None:
@@ -402,7 +407,9 @@ def _check_tool_result(path: str, block: dict[str, Any], allow_blank: bool) -> N
         inner_path = f"{path}.content.{k}"
         kind = inner.get("type") if isinstance(inner, dict) else None
         if kind not in TOOL_RESULT_BLOCKS:
-            raise _Invalid(f"{inner_path}: Input tag '{kind}' found using 'type' does not match any of the expected tags")
+            raise _Invalid(
+                f"{inner_path}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+            )
         _BLOCK_CHECKS[kind](inner_path, inner, False)
 
 
@@ -436,7 +443,7 @@ _BLOCK_CHECKS = {
 def _normalised(content: object) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    return list(content)  # type: ignore[call-overload]
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
 def _merge_turns(messages: list[dict[str, Any]]) -> list[_Turn]:
@@ -484,7 +491,8 @@ def _check_results_follow(turn: _Turn, following: _Turn | None) -> None:
         index = turn.blocks[-1][0]
         raise _Invalid(
             f"messages.{index + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-            f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the next message."
+            f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block "
+            "in the next message."
         )
 
 
@@ -497,7 +505,9 @@ def _check_results_match(turn: _Turn, expected: set[str]) -> None:
             continue
         tool_id = block.get("tool_use_id")
         if other_content:
-            raise _Invalid(f"messages.{i}: `tool_result` blocks must come first in the user message, before any other content")
+            raise _Invalid(
+                f"messages.{i}: `tool_result` blocks must come first in the user message, before any other content"
+            )
         if tool_id not in expected:
             raise _Invalid(
                 f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {tool_id}. "
@@ -614,7 +624,8 @@ def _check_thinking_leads_tool_loop(turns: list[_Turn]) -> None:
     if first.get("type") not in ("thinking", "redacted_thinking"):
         raise _Invalid(
             f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
-            f"`{first.get('type')}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block."
+            f"`{first.get('type')}`. When `thinking` is enabled, a final `assistant` message must start "
+            "with a thinking block."
         )
 
 
@@ -624,7 +635,9 @@ def _check_cache_control(body: dict[str, Any]) -> None:
         if not isinstance(mark, dict) or mark.get("type") != "ephemeral" or mark.get("ttl", "5m") not in ("5m", "1h"):
             raise _Invalid("cache_control: Input should be {'type': 'ephemeral', 'ttl'?: '5m' | '1h'}")
     if len(marks) > MAX_CACHE_BREAKPOINTS:
-        raise _Invalid(f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}.")
+        raise _Invalid(
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
+        )
 
 
 def _cache_controls(node: object) -> Iterator[object]:

@@ -11,7 +11,7 @@ import json
 import secrets
 from typing import Any
 
-from .replies import Reply
+from .replies import Reply, split_text
 from .signing import sign_thinking
 
 Event = dict[str, Any]
@@ -34,9 +34,7 @@ def content_blocks(reply: Reply) -> list[dict[str, Any]]:
     """Final content blocks: thinking, then text, then tool_use."""
     blocks: list[dict[str, Any]] = []
     if reply.thinking is not None:
-        blocks.append(
-            {"type": "thinking", "thinking": reply.thinking, "signature": sign_thinking(reply.thinking)}
-        )
+        blocks.append({"type": "thinking", "thinking": reply.thinking, "signature": sign_thinking(reply.thinking)})
     if reply.text is not None:
         blocks.append({"type": "text", "text": reply.text})
     for call in reply.tool_calls:
@@ -64,19 +62,10 @@ def message_json(reply: Reply, *, message_id: str, model: str, usage: dict[str, 
     }
 
 
-def split_text(text: str, parts: int = 3) -> list[str]:
-    """Cut ``text`` into up to ``parts`` pieces, at least two when it has 2+ chars,
-    so clients are forced to concatenate deltas."""
-    if len(text) < 2:
-        return [text]
-    size = max(1, -(-len(text) // parts))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
 def message_start(*, message_id: str, model: str, usage: dict[str, int]) -> Event:
     # The opening usage has the input and cache counts and a token of output.
     start_usage = dict(usage, output_tokens=1)
-    shell = {
+    shell: dict[str, Any] = {
         "id": message_id,
         "type": "message",
         "role": "assistant",

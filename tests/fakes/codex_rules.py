@@ -190,7 +190,10 @@ def _check_message(i: int, item: dict[str, Any]) -> None:
     # "system" is legal on api.openai.com, but the gateway must send "developer";
     # refusing it here catches untranslated input.
     if role not in ("user", "assistant", "developer"):
-        raise _Invalid(f"Invalid value: '{role}' for 'input[{i}].role'. Supported values are: 'user', 'assistant', and 'developer'.")
+        raise _Invalid(
+            f"Invalid value: '{role}' for 'input[{i}].role'. "
+            "Supported values are: 'user', 'assistant', and 'developer'."
+        )
     content = item.get("content")
     if isinstance(content, str):
         return
@@ -202,11 +205,11 @@ def _check_message(i: int, item: dict[str, Any]) -> None:
 
 
 def _check_part(path: str, part: object, allowed: tuple[str, ...]) -> None:
-    kind = part.get("type") if isinstance(part, dict) else None
-    if kind not in allowed:
+    if not isinstance(part, dict) or part.get("type") not in allowed:
+        kind = part.get("type") if isinstance(part, dict) else None
         supported = ", ".join(f"'{t}'" for t in allowed)
         raise _Invalid(f"Invalid value: '{kind}'. Supported values are: {supported}.")
-    assert isinstance(part, dict)
+    kind = part["type"]
     if kind in ("input_text", "output_text") and not isinstance(part.get("text"), str):
         raise _Invalid(f"Missing required parameter: '{path}.text'.")
     if kind == "input_image" and not isinstance(part.get("image_url") or part.get("file_id"), str):
@@ -220,7 +223,10 @@ def _check_call(i: int, item: dict[str, Any], kind: str, calls: dict[str, str]) 
         raise _Invalid(f"Missing required parameter: 'input[{i}].name'.")
     payload = "arguments" if kind == "function_call" else "input"
     if not isinstance(item.get(payload), str):
-        raise _Invalid(f"Invalid type for 'input[{i}].{payload}': expected a string, but got {type(item.get(payload)).__name__} instead.")
+        raise _Invalid(
+            f"Invalid type for 'input[{i}].{payload}': expected a string, "
+            f"but got {type(item.get(payload)).__name__} instead."
+        )
     if call_id in calls:
         raise _Invalid(f"Duplicate call_id in input: {call_id}")
     calls[call_id] = kind
@@ -244,7 +250,9 @@ def _check_call_id(i: int, item: dict[str, Any]) -> str:
     if not isinstance(call_id, str) or not call_id:
         raise _Invalid(f"Missing required parameter: 'input[{i}].call_id'.")
     if len(call_id) > MAX_ID:
-        raise _Invalid(f"Invalid 'input[{i}].call_id': string too long. Expected a string with maximum length {MAX_ID}.")
+        raise _Invalid(
+            f"Invalid 'input[{i}].call_id': string too long. Expected a string with maximum length {MAX_ID}."
+        )
     return call_id
 
 
@@ -252,7 +260,9 @@ def _check_reasoning_item(i: int, item: dict[str, Any]) -> None:
     encrypted = item.get("encrypted_content")
     if encrypted is None:
         # With store=false nothing is kept server-side, so a bare id cannot resolve.
-        raise _Invalid(f"Item with id '{item.get('id')}' not found. Items are not persisted when `store` is set to false.")
+        raise _Invalid(
+            f"Item with id '{item.get('id')}' not found. Items are not persisted when `store` is set to false."
+        )
     if not is_issued_encrypted_content(encrypted):
         raise _Invalid(f"The encrypted content for item input[{i}] could not be verified.")
 
@@ -270,12 +280,13 @@ def _check_tools(tools: object, path: str = "tools") -> None:
 
 
 def _check_tool(path: str, tool: object) -> None:
-    kind = tool.get("type") if isinstance(tool, dict) else None
+    if not isinstance(tool, dict):
+        raise _Invalid(f"Invalid type for '{path}': expected an object")
+    kind = tool.get("type")
     if kind in HOSTED_TOOLS:
         return
     if kind not in ("function", "custom", "namespace"):
         raise _Invalid(f"Invalid value: '{kind}' for '{path}.type'.")
-    assert isinstance(tool, dict)
     _check_tool_name(path, tool.get("name"))  # a Chat-shaped nested tool has no top-level name
     if kind == "function" and not isinstance(tool.get("parameters", {}), dict):
         raise _Invalid(f"Invalid type for '{path}.parameters': expected an object")
@@ -289,13 +300,20 @@ def _check_tool_name(path: str, name: object) -> None:
     if len(name) > MAX_NAME:
         raise _Invalid(f"Invalid '{path}.name': string too long. Expected a string with maximum length {MAX_NAME}.")
     if not NAME.match(name):
-        raise _Invalid(f"Invalid '{path}.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.")
+        raise _Invalid(
+            f"Invalid '{path}.name': string does not match pattern. "
+            "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+        )
 
 
 def _check_tool_choice(choice: object) -> None:
     if choice is None or choice in ("auto", "none", "required"):
         return
-    if isinstance(choice, dict) and choice.get("type") in ("function", "custom") and isinstance(choice.get("name"), str):
+    if (
+        isinstance(choice, dict)
+        and choice.get("type") in ("function", "custom")
+        and isinstance(choice.get("name"), str)
+    ):
         return
     if isinstance(choice, dict) and choice.get("type") in HOSTED_TOOLS:
         return

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from .replies import Reply, stable_id
+from .replies import Reply, split_text, stable_id
 from .signing import issue_encrypted_content
 
 Event = dict[str, Any]
@@ -94,14 +94,6 @@ def response_object(
     }
 
 
-def split(text: str, parts: int = 3) -> list[str]:
-    """At least two pieces for 2+ chars, so clients must join deltas."""
-    if len(text) < 2:
-        return [text]
-    size = max(1, -(-len(text) // parts))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
 def item_events(index: int, item: dict[str, Any]) -> list[Event]:
     """added ... done events for one output item at ``output_index`` = index."""
     kind = item["type"]
@@ -127,8 +119,12 @@ def _reasoning_events(index: int, item: dict[str, Any]) -> list[Event]:
     where = {"item_id": item["id"], "output_index": index}
     for s, part in enumerate(item["summary"]):
         at = dict(where, summary_index=s)
-        events.append({"type": "response.reasoning_summary_part.added", **at, "part": {"type": "summary_text", "text": ""}})
-        events += [{"type": "response.reasoning_summary_text.delta", **at, "delta": d} for d in split(part["text"])]
+        events.append(
+            {"type": "response.reasoning_summary_part.added", **at, "part": {"type": "summary_text", "text": ""}}
+        )
+        events += [
+            {"type": "response.reasoning_summary_text.delta", **at, "delta": d} for d in split_text(part["text"])
+        ]
         events.append({"type": "response.reasoning_summary_text.done", **at, "text": part["text"]})
         events.append({"type": "response.reasoning_summary_part.done", **at, "part": part})
     return events
@@ -140,7 +136,7 @@ def _text_events(index: int, item: dict[str, Any]) -> list[Event]:
     empty = {"type": "output_text", "text": "", "annotations": []}
     return [
         {"type": "response.content_part.added", **at, "part": empty},
-        *({"type": "response.output_text.delta", **at, "delta": d, "logprobs": []} for d in split(part["text"])),
+        *({"type": "response.output_text.delta", **at, "delta": d, "logprobs": []} for d in split_text(part["text"])),
         {"type": "response.output_text.done", **at, "text": part["text"], "logprobs": []},
         {"type": "response.content_part.done", **at, "part": part},
     ]
@@ -149,7 +145,10 @@ def _text_events(index: int, item: dict[str, Any]) -> list[Event]:
 def _argument_events(index: int, item: dict[str, Any]) -> list[Event]:
     at = {"item_id": item["id"], "output_index": index}
     return [
-        *({"type": "response.function_call_arguments.delta", **at, "delta": d} for d in split(item["arguments"], 2)),
+        *(
+            {"type": "response.function_call_arguments.delta", **at, "delta": d}
+            for d in split_text(item["arguments"], 2)
+        ),
         {"type": "response.function_call_arguments.done", **at, "arguments": item["arguments"], "name": item["name"]},
     ]
 
@@ -162,7 +161,12 @@ def opening_events(shell: dict[str, Any]) -> list[Event]:
 
 
 def stream_events(
-    body: dict[str, Any], items: list[dict[str, Any]], *, response_id: str, usage: dict[str, Any], empty_output: bool = False
+    body: dict[str, Any],
+    items: list[dict[str, Any]],
+    *,
+    response_id: str,
+    usage: dict[str, Any],
+    empty_output: bool = False,
 ) -> list[Event]:
     """The whole stream of a successful response, ending in response.completed.
 
@@ -190,4 +194,7 @@ def failed_events(body: dict[str, Any], *, response_id: str, code: str, message:
 
 def numbered(events: list[Event]) -> list[Event]:
     """Add ``sequence_number`` 0, 1, 2, ... right after ``type``."""
-    return [{"type": e["type"], "sequence_number": n, **{k: v for k, v in e.items() if k != "type"}} for n, e in enumerate(events)]
+    return [
+        {"type": e["type"], "sequence_number": n, **{k: v for k, v in e.items() if k != "type"}}
+        for n, e in enumerate(events)
+    ]

@@ -15,14 +15,32 @@ from typing import Any
 
 KINDS: dict[str, frozenset[str]] = {
     "claude": frozenset(
-        {"expired", "rate_limited", "overloaded", "server_error", "mid_stream_error", "drop_mid_stream", "slow", "http_error"}
+        {
+            "expired",
+            "rate_limited",
+            "overloaded",
+            "server_error",
+            "mid_stream_error",
+            "drop_mid_stream",
+            "slow",
+            "http_error",
+        }
     ),
     "codex": frozenset(
         {
-            "expired", "usage_limit", "usage_not_included", "rate_limited", "bad_request", "empty_output",
-            "failed", "drop_mid_stream", "slow", "server_error", "http_error",
+            "expired",
+            "usage_limit",
+            "usage_not_included",
+            "rate_limited",
+            "bad_request",
+            "empty_output",
+            "failed",
+            "drop_mid_stream",
+            "slow",
+            "server_error",
+            "http_error",
         }
-    ),  # fmt: skip
+    ),
     "claude_token": frozenset({"token_error", "token_slow"}),
     "codex_token": frozenset({"token_error", "token_slow"}),
 }

@@ -72,7 +72,16 @@ def request_seed(body: object) -> str:
 
 
 def stable_id(prefix: str, seed: str, n: int = 0) -> str:
-    return prefix + hashlib.sha256(f"{seed}:{n}".encode()).hexdigest()[:24]
+    return prefix + hashlib.sha256(f"{prefix}{seed}:{n}".encode()).hexdigest()[:24]
+
+
+def split_text(text: str, parts: int = 3) -> list[str]:
+    """Cut ``text`` into up to ``parts`` pieces, at least two when it has 2+
+    characters, so that clients are forced to join deltas."""
+    if len(text) < 2:
+        return [text]
+    size = -(-len(text) // parts)
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 # --- deciding --------------------------------------------------------------
@@ -145,7 +154,9 @@ def _anthropic_tools(tools: list[dict[str, Any]]) -> Iterator[ToolSpec]:
 def _blocks(content: object) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    return [b for b in content or [] if isinstance(b, dict)]  # type: ignore[attr-defined]
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict)]
 
 
 def _block_text(content: object) -> str:
@@ -154,9 +165,7 @@ def _block_text(content: object) -> str:
 
 def _anthropic_results(message: dict[str, Any]) -> tuple[str, ...]:
     return tuple(
-        _block_text(b.get("content", ""))
-        for b in _blocks(message.get("content"))
-        if b.get("type") == "tool_result"
+        _block_text(b.get("content", "")) for b in _blocks(message.get("content")) if b.get("type") == "tool_result"
     )
 
 
@@ -237,7 +246,7 @@ def codex_conversation(body: dict[str, Any]) -> Conversation:
 def codex_reasoning_requested(body: dict[str, Any]) -> bool:
     # Reasoning models think unless told "none"; the default effort is medium.
     reasoning = body.get("reasoning") or {}
-    return reasoning.get("effort", "medium") != "none"
+    return bool(reasoning.get("effort", "medium") != "none")
 
 
 def _codex_tools(tools: list[dict[str, Any]]) -> Iterator[ToolSpec]:
@@ -249,8 +258,9 @@ def _codex_tools(tools: list[dict[str, Any]]) -> Iterator[ToolSpec]:
 def _codex_content_text(content: object) -> str:
     if isinstance(content, str):
         return content
-    parts = [p for p in content or [] if isinstance(p, dict)]  # type: ignore[attr-defined]
-    return " ".join(p.get("text", "") for p in parts if "text" in p)
+    if not isinstance(content, list):
+        return ""
+    return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
 
 
 def _codex_results(items: list[dict[str, Any]]) -> tuple[str, ...]:

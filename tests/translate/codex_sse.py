@@ -125,7 +125,8 @@ def render(events: list[Obj]) -> str:
 
 def events_from(text: str, seed: int = 0) -> list[Event]:
     """Parse ``text`` fed in random 1..40 byte chunks, which may split lines and UTF-8."""
-    raw, rng, parser, out = text.encode(), random.Random(seed), SSEParser(), []
+    raw, rng, parser = text.encode(), random.Random(seed), SSEParser()
+    out: list[Event] = []
     pos = 0
     while pos < len(raw):
         size = rng.randint(1, 40)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from codex_sse import (
+from tests.translate.codex_sse import (
     USAGE,
     client_events,
     custom_call,
@@ -273,6 +273,13 @@ def test_custom_tool_call_streams_as_custom_input() -> None:
         ({"tool_calls": [{"index": 0, "custom": {"input": "*** Begin"}}]}, None),
         ({"tool_calls": [{"index": 0, "custom": {"input": " Patch"}}]}, None),
     ]
+
+
+def test_text_sent_only_in_output_item_done_is_not_lost() -> None:
+    items = message(0, "msg_1", ["Hello"])
+    out = run(StreamTranslator({}, "m"), stream([items[0], items[-1]]))
+    assert deltas(out) == [({"role": "assistant", "content": ""}, None), ({"content": "Hello"}, None),
+                           ({}, "stop"), "[DONE]"]
 
 
 def test_incomplete_stream_finishes_with_length() -> None:

@@ -148,6 +148,7 @@ def test_drops_reasoning_without_blob_and_claude_signatures() -> None:
         {"type": "reasoning", "id": "rs_3", "summary": [], "encrypted_content": None},
         {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Claude thought"}],
          "encrypted_content": "anthropic:EqQBCkgIARAB"},
+        {"type": "reasoning", "summary": [], "encrypted_content": "anthropic-redacted:EmwKAhgBEgy"},
     ]}
     assert [i["id"] for i in prepare(body)["input"]] == ["rs_1"]
 
@@ -157,7 +158,7 @@ LONG_MCP_2 = "mcp__gitlab_enterprise_server_for_the_platform_team__search_pull_r
 
 
 def test_long_tool_names_are_shortened_everywhere_and_can_be_mapped_back() -> None:
-    body = {"model": "m",
+    body: dict[str, Any] = {"model": "m",
             "tools": [{"type": "function", "name": LONG_MCP, "parameters": {}},
                       {"type": "function", "name": LONG_MCP_2, "parameters": {}},
                       {"type": "function", "name": "mcp__search_pull_requests_by_label", "parameters": {}}],

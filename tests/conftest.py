@@ -1,0 +1,177 @@
+"""Shared test world: fake upstreams, the gateway served over real HTTP, factories.
+
+The gateway runs in-process under uvicorn in a background thread (so tests can
+reset its caches); tests talk to it through real sockets with the official SDKs.
+A separate smoke test starts it with daphne, as the README does.
+"""
+from __future__ import annotations
+
+import importlib
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from tests.fakes import FakeUpstreams
+
+SEED = importlib.import_module("credentials.migrations.0002_seed_models").MODELS
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Give SQLite a file test database: the in-thread server needs a second connection to it."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        # A fresh directory per run: a stale -wal file beside a recreated database corrupts it.
+        db.setdefault("TEST", {})["NAME"] = str(Path(tempfile.mkdtemp(prefix="proxyhub-test-")) / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstreams]:
+    upstreams = FakeUpstreams()
+    upstreams.start()
+    urls = override_settings(
+        PROXYHUB_CLAUDE_BASE_URL=upstreams.claude_base_url,
+        PROXYHUB_CLAUDE_TOKEN_URL=upstreams.claude_token_url,
+        PROXYHUB_CODEX_BASE_URL=upstreams.codex_base_url,
+        PROXYHUB_CODEX_TOKEN_URL=upstreams.codex_token_url,
+        PROXYHUB_KEEPALIVE_SECONDS=1.0,
+    )
+    urls.enable()
+    yield upstreams
+    urls.disable()
+    upstreams.stop()
+
+
+class _ServerThread(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        import uvicorn
+
+        from proxyhub.asgi import application
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.sock = sock
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+
+    def run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        from credentials.refresh import aclose_client
+        from gateway.upstream.client import close_sessions
+
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            await close_sessions()
+            await aclose_client()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(fake: FakeUpstreams, django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    thread = _ServerThread()
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not thread.server.started:
+        assert time.monotonic() < deadline, "gateway did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{thread.port}"
+    thread.server.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture
+def gateway(gateway_url: str, fake: FakeUpstreams, transactional_db: None) -> Iterator[str]:
+    """The gateway's base URL with a clean world: seeded catalog, empty caches, no faults."""
+    from credentials.models import Model
+    from gateway import catalog, keycache, pool
+
+    for name, display, provider, max_out, adaptive, aliases in SEED:
+        Model.objects.get_or_create(name=name, defaults={
+            "display_name": display, "provider": provider, "max_output_tokens": max_out,
+            "adaptive_thinking": adaptive, "aliases": aliases})
+    keycache.clear()
+    catalog.invalidate()
+    pool.invalidate()
+    fake.reset()
+    yield gateway_url
+    _drain_usage()
+
+
+def _drain_usage() -> None:
+    from gateway import usage
+
+    deadline = time.monotonic() + 2
+    while not usage.idle() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def api_key_factory(db: None) -> Callable[..., tuple[Any, str]]:
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import issue_key
+
+    def make(username: str = "alice", models: list[str] | None = None, **kwargs: Any) -> tuple[Any, str]:
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        return issue_key(user, allowed_models=models or [], **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def credential_factory(db: None, fake: FakeUpstreams) -> Callable[..., Any]:
+    """Make a credential holding tokens the fake upstream really issued."""
+    from credentials.models import Credential
+
+    def make(provider: str = "claude", *, expires_in: int = 28800, email: str | None = None,
+             **fields: Any) -> Any:
+        n = Credential.objects.count() + 1
+        email = email or f"acct{n}@example.com"
+        if provider == "claude":
+            tokens = fake.issue_claude_tokens(email=email, expires_in=max(expires_in, 1))
+            account_id = tokens["account"]["uuid"]
+        else:
+            tokens = fake.issue_codex_tokens(email=email, account_id=f"acct-{n}", expires_in=max(expires_in, 1))
+            account_id = f"acct-{n}"
+        return Credential.objects.create(
+            provider=provider, label=email, email=email, account_id=account_id,
+            access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+            id_token=tokens.get("id_token", ""), expires_at=timezone.now() + timedelta(seconds=expires_in),
+            **fields,
+        )
+
+    return make
+
+
+def wait_for_usage(count: int, timeout: float = 5.0) -> list[Any]:
+    """The usage records, once at least ``count`` exist (the writer batches)."""
+    from gateway.models import UsageRecord
+
+    deadline = time.monotonic() + timeout
+    while True:
+        records = list(UsageRecord.objects.order_by("id"))
+        if len(records) >= count or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,192 @@
+"""The fake ChatGPT Codex backend (PROTOCOLS.md §3.5, §5.5-§5.8).
+
+Route: ``POST /backend-api/codex/responses`` (the gateway's base URL is
+``<root>/backend-api/codex``).  It only streams.  Checks, in order: header
+shape, a live token whose account matches ``ChatGPT-Account-ID``, the body,
+then any scripted fault.  Every answer, success or 429, carries the
+``x-codex-*`` usage headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import codex_rules as rules
+from . import codex_wire as wire
+from .faults import Fault
+from .replies import codex_reply, codex_usage, request_seed, stable_id
+from .serving import Incoming, SseStream, json_response, receive
+from .tokens import AccessGrant
+
+PROVIDER = "codex"
+TOKEN_EXPIRED = {
+    "error": {
+        "message": "Provided authentication token is expired. Please try signing in again.",
+        "type": None,
+        "param": None,
+        "code": "token_expired",
+    }
+}
+SERVER_ERROR = {
+    "error": {"message": "An error occurred while processing your request.", "type": "server_error", "code": None}
+}
+PRIMARY_WINDOW, SECONDARY_WINDOW = 300, 10080  # minutes: 5 hours, 7 days
+STREAM_CUT_AFTER = 4  # created, in_progress, output_item.added, one more
+FAILED_MESSAGES = {
+    "rate_limit_exceeded": "Rate limit reached for gpt-5 on tokens per min. Please try again in 1.5s.",
+    "context_length_exceeded": "Your input exceeds the context window of this model.",
+    "insufficient_quota": "You exceeded your current quota.",
+    "usage_not_included": "Your plan does not include Codex.",
+}
+
+
+def build_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/backend-api/codex/responses", responses)
+    return app
+
+
+def _usage_headers(incoming: Incoming, plan: str, *, exhausted: bool = False) -> dict[str, str]:
+    quota = incoming.world.quota(PROVIDER)
+    now = int(time.time())
+    primary = 100.0 if exhausted else quota.five_hour * 100
+    return {
+        "x-request-id": "req_" + secrets.token_hex(12),
+        "x-codex-primary-used-percent": f"{primary:g}",
+        "x-codex-primary-window-minutes": str(PRIMARY_WINDOW),
+        "x-codex-primary-reset-after-seconds": "3600",
+        "x-codex-primary-reset-at": str(now + 3600),
+        "x-codex-secondary-used-percent": f"{quota.seven_day * 100:g}",
+        "x-codex-secondary-window-minutes": str(SECONDARY_WINDOW),
+        "x-codex-secondary-reset-after-seconds": "86400",
+        "x-codex-secondary-reset-at": str(now + 86400),
+        "x-codex-plan-type": plan,
+    }
+
+
+def _authenticate(incoming: Incoming) -> AccessGrant | web.Response:
+    """The caller's grant, or the error response that refuses it."""
+    headers = incoming.request.headers
+    if rules.bearer_token(headers) is None:
+        return json_response(incoming, 401, {"detail": "Missing bearer or basic authentication in header"})
+    if rules.account_id(headers) is None:
+        return json_response(incoming, 400, {"detail": "Missing ChatGPT-Account-ID header"})
+    grant = incoming.world.tokens.valid_access(rules.bearer_token(headers))
+    # The backend ties each token to one workspace: a wrong account id is as bad as a dead token.
+    if grant is None or grant.identity.provider != PROVIDER or grant.identity.account_id != rules.account_id(headers):
+        return json_response(incoming, 401, TOKEN_EXPIRED)
+    return grant
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    incoming = await receive(request, PROVIDER)
+    grant = _authenticate(incoming)
+    if isinstance(grant, web.Response):
+        return grant
+    if incoming.json_error:
+        return json_response(incoming, 400, {"detail": "Request body is not valid JSON"})
+    rejected = rules.validate_codex_body(incoming.body)
+    if rejected is not None:
+        incoming.world.recorder.count(f"{PROVIDER}.rejected.{rejected[0]}")
+        return json_response(incoming, *rejected)
+    plan = grant.identity.plan
+    fault = incoming.world.faults.take(PROVIDER, rules.bearer_token(request.headers))
+    if fault is not None:
+        incoming.world.recorder.count(f"{PROVIDER}.fault.{fault.kind}")
+        refused = _refusal_for(incoming, fault, plan)
+        if refused is not None:
+            return refused
+    return await _stream(incoming, fault, plan)
+
+
+# --- faults ------------------------------------------------------------------
+
+
+def _refusal_for(incoming: Incoming, fault: Fault, plan: str) -> web.Response | None:
+    """The HTTP error a fault answers with, or None for in-stream faults."""
+    opts = fault.opts
+    if fault.kind == "expired":
+        return json_response(incoming, 401, TOKEN_EXPIRED)
+    if fault.kind == "usage_limit":
+        return _usage_limit(incoming, opts, plan)
+    if fault.kind == "usage_not_included":
+        error = {"type": "usage_not_included", "message": "Your plan does not include Codex.", "plan_type": plan}
+        return json_response(incoming, int(opts.get("status", 429)), {"error": error}, _usage_headers(incoming, plan))
+    if fault.kind == "rate_limited":
+        return _rate_limited(incoming, opts, plan)
+    if fault.kind == "bad_request":
+        return json_response(incoming, 400, {"detail": opts.get("msg") or opts.get("message") or "Bad request"})
+    if fault.kind == "server_error":
+        return json_response(incoming, 500, SERVER_ERROR)
+    if fault.kind == "http_error":
+        body = opts.get("body", {"detail": "Scripted error"})
+        return json_response(incoming, int(opts.get("status", 500)), body, opts.get("headers"))
+    return None
+
+
+def _rate_limited(incoming: Incoming, opts: dict[str, Any], plan: str) -> web.Response:
+    retry = opts.get("retry_after", 30)
+    message = f"Rate limit reached. Please try again in {retry}s."
+    error = {"type": "rate_limit_exceeded", "code": "rate_limit_exceeded", "message": message}
+    headers = _usage_headers(incoming, plan) | {"retry-after": str(retry)}
+    return json_response(incoming, 429, {"error": error}, headers)
+
+
+def _usage_limit(incoming: Incoming, opts: dict[str, Any], plan: str) -> web.Response:
+    resets_in = int(opts.get("resets_in_seconds", 3600))
+    error = {
+        "type": "usage_limit_reached",
+        "message": "The usage limit has been reached",
+        "plan_type": opts.get("plan_type", plan),
+        "resets_at": int(opts.get("resets_at", time.time() + resets_in)),
+        "eligible_promo": None,
+        "resets_in_seconds": resets_in,
+    }
+    return json_response(incoming, 429, {"error": error}, _usage_headers(incoming, plan, exhausted=True))
+
+
+# --- streaming ---------------------------------------------------------------
+
+
+def _events_for(incoming: Incoming, fault: Fault | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The unnumbered events to send and the usage they report (None if none)."""
+    body = incoming.body
+    response_id = stable_id("resp_", request_seed(body))
+    if fault is not None and fault.kind == "failed":
+        code = str(fault.opts.get("code", "server_error"))
+        message = str(
+            fault.opts.get("message", FAILED_MESSAGES.get(code, "An error occurred while processing your request."))
+        )
+        return wire.failed_events(body, response_id=response_id, code=code, message=message), None
+    reply = codex_reply(body)
+    usage = codex_usage(body, reply)
+    items = wire.output_items(reply, body, request_seed(body))
+    empty = fault is not None and fault.kind == "empty_output"
+    return wire.stream_events(body, items, response_id=response_id, usage=usage, empty_output=empty), usage
+
+
+async def _stream(incoming: Incoming, fault: Fault | None, plan: str) -> web.StreamResponse:
+    events, usage = _events_for(incoming, fault)
+    numbered = wire.numbered(events)
+    kind = fault.kind if fault else None
+    opts = fault.opts if fault else {}
+    delay = float(opts.get("delay", 0.2)) if kind == "slow" else 0.0
+    if kind == "slow" and opts.get("initial_delay"):
+        await asyncio.sleep(float(opts["initial_delay"]))
+    async with SseStream(incoming, _usage_headers(incoming, plan), delay=delay) as stream:
+        if kind == "drop_mid_stream":
+            await stream.send_all(numbered[: int(opts.get("after", STREAM_CUT_AFTER))])
+            stream.drop()
+            return stream.response
+        await stream.send_all(numbered)
+        if usage is not None:
+            incoming.world.recorder.set_usage(PROVIDER, usage)
+        stream.finished = True
+    if not stream.client_gone:
+        await stream.response.write_eof()
+    return stream.response

@@ -1,0 +1,110 @@
+"""Bad input and faults get a clear error in the client's own format, never HTML or a 500."""
+from __future__ import annotations
+
+import httpx
+import pytest
+from django.test import override_settings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ANTHROPIC_BODY = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def key(api_key_factory):
+    return api_key_factory(models=["claude-*"])[1]
+
+
+def test_missing_and_invalid_keys_get_401_in_each_format(gateway):
+    r = httpx.post(gateway + "/v1/messages", json=ANTHROPIC_BODY)
+    assert r.status_code == 401
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert "Missing API key" in r.json()["error"]["message"]
+    r = httpx.post(gateway + "/v1/chat/completions", json={"model": "gpt-5.5", "messages": []},
+                   headers={"authorization": "Bearer sk-ph-wrong"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
+    assert "sk-ph-wrong" not in r.text
+
+
+def test_revoked_key_is_refused_at_once(gateway, api_key_factory, credential_factory):
+    from accounts.services import revoke_key
+
+    credential_factory()
+    api_key, raw = api_key_factory()
+    assert httpx.post(gateway + "/v1/messages", json=ANTHROPIC_BODY, headers={"x-api-key": raw}).status_code == 200
+    revoke_key(api_key.prefix)
+    assert httpx.post(gateway + "/v1/messages", json=ANTHROPIC_BODY, headers={"x-api-key": raw}).status_code == 401
+
+
+def test_malformed_json_is_400(gateway, key):
+    r = httpx.post(gateway + "/v1/messages", content=b"{nope", headers={"x-api-key": key})
+    assert r.status_code == 400
+    assert r.json()["type"] == "error"
+    r = httpx.post(gateway + "/v1/responses", content=b"[1]", headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 400 and "error" in r.json()
+
+
+def test_model_rules_unknown_404_forbidden_403_missing_400(gateway, key):
+    h = {"x-api-key": key}
+    r = httpx.post(gateway + "/v1/messages", json={**ANTHROPIC_BODY, "model": "claude-9"}, headers=h)
+    assert r.status_code == 404 and "claude-sonnet-4-6" in r.json()["error"]["message"]
+    r = httpx.post(gateway + "/v1/messages", json={**ANTHROPIC_BODY, "model": "gpt-5.5"}, headers=h)
+    assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+    r = httpx.post(gateway + "/v1/messages", json={"messages": []}, headers=h)
+    assert r.status_code == 400
+
+
+def test_model_aliases_resolve_to_the_catalog_entry(gateway, key, credential_factory, fake):
+    credential_factory()
+    r = httpx.post(gateway + "/v1/messages", json={**ANTHROPIC_BODY, "model": "sonnet"}, headers={"x-api-key": key})
+    assert r.status_code == 200
+    assert fake.requests("claude")[-1].json["model"] == "claude-sonnet-4-6"
+
+
+def test_body_too_large_is_413(gateway, key):
+    with override_settings(PROXYHUB_MAX_BODY_BYTES=1000):
+        r = httpx.post(gateway + "/v1/messages", content=b"x" * 5000, headers={"x-api-key": key})
+    assert r.status_code == 413
+    assert r.json()["error"]["type"] == "request_too_large"
+
+
+def test_paths_without_v1_say_to_add_it(gateway):
+    for path in ("/messages", "/chat/completions", "/responses"):
+        r = httpx.post(gateway + path, json={})
+        assert r.status_code == 404
+        assert "/v1" in r.text and r.headers["content-type"].startswith("application/json")
+    r = httpx.get(gateway + "/v1/nothing")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+
+
+def test_models_lists_allowed_models_with_an_active_credential(gateway, key, credential_factory):
+    r = httpx.get(gateway + "/v1/models", headers={"authorization": f"Bearer {key}"})
+    assert r.json() == {"object": "list", "data": []}
+    credential_factory("claude")
+    credential_factory("codex")
+    r = httpx.get(gateway + "/v1/models", headers={"authorization": f"Bearer {key}"})
+    ids = [m["id"] for m in r.json()["data"]]
+    assert "claude-sonnet-4-6" in ids and not any(i.startswith("gpt") for i in ids)
+    assert all(m["object"] == "model" for m in r.json()["data"])
+    r = httpx.get(gateway + "/v1/models", headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+    body = r.json()
+    assert body["has_more"] is False and body["data"][0]["type"] == "model"
+    assert body["first_id"] == body["data"][0]["id"]
+    r = httpx.get(gateway + "/v1/models/claude-opus-4-7", headers={"x-api-key": key})
+    assert r.json()["id"] == "claude-opus-4-7"
+
+
+def test_count_tokens_is_forwarded_to_claude(gateway, key, credential_factory, fake):
+    credential_factory()
+    body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "count me"}]}
+    for path in ("/v1/messages/count_tokens", "/v1/v1/messages/count_tokens"):
+        r = httpx.post(gateway + path, json=body, headers={"x-api-key": key})
+        assert r.status_code == 200, r.text
+        assert r.json()["input_tokens"] > 0
+    assert fake.requests("claude")[-1].path == "/v1/messages/count_tokens"
+
+
+def test_websocket_upgrade_on_responses_is_refused_at_once(gateway, key):
+    r = httpx.get(gateway + "/v1/responses", headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 426
