@@ -51,11 +51,14 @@ class FakeUpstreams:
         """Start serving; blocks until every fake is listening.  Returns self."""
         if self._thread is not None:
             raise RuntimeError("FakeUpstreams already started")
+        self._ready.clear()
+        self._ports.clear()
+        self._startup_error = None
         self._thread = threading.Thread(target=self._run, name="fake-upstreams", daemon=True)
         self._thread.start()
-        if not self._ready.wait(START_TIMEOUT):
-            raise RuntimeError("fake upstreams did not start in time")
-        if self._startup_error is not None:
+        if not self._ready.wait(START_TIMEOUT) or self._startup_error is not None:
+            self._thread.join(START_TIMEOUT)
+            self._loop = self._thread = None
             raise RuntimeError("fake upstreams failed to start") from self._startup_error
         return self
 
@@ -83,10 +86,11 @@ class FakeUpstreams:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start() in the main thread
+        except Exception as exc:  # reported to start() in the main thread
             self._startup_error = exc
-            self._ready.set()
+            loop.run_until_complete(self._shutdown())  # release any site already listening
             loop.close()
+            self._ready.set()
             return
         self._ready.set()
         try:
@@ -109,9 +113,8 @@ class FakeUpstreams:
             # which is how the fakes notice cancelled streams at once.
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE)
             await runner.setup()
-            site = web.TCPSite(runner, HOST, 0)
-            await site.start()
             self._runners[name] = runner
+            await web.TCPSite(runner, HOST, 0).start()
             self._ports[name] = runner.addresses[0][1]
 
     async def _shutdown(self) -> None:

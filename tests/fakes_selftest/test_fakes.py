@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from tests.fakes import FakeUpstreams
+from tests.fakes.anthropic_rules import validate_count_tokens_request, validate_messages_request
+from tests.fakes.codex_rules import validate_codex_request
 from tests.fakes.signing import issue_encrypted_content, sign_thinking
 from tests.fakes.tokens import CLAUDE_CLIENT_ID, CODEX_CLIENT_ID, jwt_claims
 
@@ -703,3 +705,21 @@ def test_reset_keeps_tokens_and_unknown_faults_raise(claude: Any, fakes: FakeUps
         fakes.add_fault("claude", "usage_limit")
     with pytest.raises(ValueError):
         fakes.add_fault("gemini", "expired")
+
+
+# --- the pure rule functions -----------------------------------------------------------
+
+
+def test_rule_functions_work_on_plain_dicts() -> None:
+    headers = claude_headers("sk-ant-oat01-anything")  # token validity is the server's business
+    assert validate_messages_request(headers, claude_body()) is None
+    status, error = validate_messages_request(headers, claude_body(max_tokens="many")) or (0, {})
+    assert status == 400 and error["error"]["message"] == "max_tokens: Input should be a valid integer"
+    count_body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    assert validate_count_tokens_request(headers, count_body) is None
+    codex_headers = {"Authorization": "Bearer x", "ChatGPT-Account-ID": "acct-1"}
+    assert validate_codex_request(codex_headers, codex_body()) is None
+    assert validate_codex_request({"Authorization": "Bearer x"}, codex_body()) == (
+        400,
+        {"detail": "Missing ChatGPT-Account-ID header"},
+    )
