@@ -9,7 +9,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from accounts import keys
+from accounts.client_configs import ModelInfo
 from accounts.models import ApiKey
+from credentials.models import Model
 
 
 def digest(raw_key: str) -> str:
@@ -61,3 +63,18 @@ def revoke_key(prefix: str) -> int:
 def touch_last_used(used: dict[int, datetime]) -> None:
     for key_id, at in used.items():
         ApiKey.objects.filter(id=key_id).update(last_used_at=at)
+
+
+def public_base_url() -> str:
+    """The address teammates reach the server at (PROXYHUB_PUBLIC_URL, else host and port)."""
+    configured = getattr(settings, "PROXYHUB_PUBLIC_URL", "")
+    return configured or f"http://{settings.PROXYHUB_HOST}:{settings.PROXYHUB_PORT}"
+
+
+def config_models(api_key: ApiKey) -> list[ModelInfo]:
+    """The enabled catalog models this key may use, for client configs."""
+    return [
+        ModelInfo(m.name, m.display_name or m.name, m.provider, m.max_output_tokens)
+        for m in Model.objects.filter(enabled=True).order_by("provider", "name")
+        if api_key.allows(m.name)
+    ]

@@ -1,8 +1,10 @@
 """The upstream side: OAuth credentials and the model catalog."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -88,3 +90,32 @@ class Model(models.Model):
     @property
     def upstream_model(self) -> str:
         return self.upstream_id or self.name
+
+
+class PendingLogin(models.Model):
+    """An OAuth login that was started and waits for the pasted code (credentials.connect).
+
+    Kept in the database rather than the session: the PKCE verifier stays
+    server-side whatever SESSION_ENGINE is (signed-cookie sessions would hand
+    it to the browser), several flows can run at once in separate tabs, the
+    terminal ``login`` command uses the same rows, and a flow is bound to the
+    admin who started it. Rows live at most LIFETIME; expired ones are purged
+    whenever a new login starts.
+    """
+
+    LIFETIME = timedelta(minutes=15)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    state = models.CharField(max_length=100)
+    verifier = EncryptedTextField(help_text="PKCE code verifier; encrypted at rest, never displayed.")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.provider} login started {self.created_at:%Y-%m-%d %H:%M} UTC"
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at <= now

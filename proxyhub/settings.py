@@ -119,6 +119,8 @@ LOGGING = {
 # --- ProxyHub ---------------------------------------------------------------
 PROXYHUB_HOST = env("PROXYHUB_HOST", default="127.0.0.1")
 PROXYHUB_PORT = env.int("PROXYHUB_PORT", default=8317)
+# The address teammates use, for generated client configs (default http://HOST:PORT).
+PROXYHUB_PUBLIC_URL = env("PROXYHUB_PUBLIC_URL", default="")
 # Fernet key (urlsafe base64, 32 bytes) for OAuth tokens at rest; derived from SECRET_KEY when unset.
 PROXYHUB_ENCRYPTION_KEY = env("PROXYHUB_ENCRYPTION_KEY", default="")
 

@@ -9,6 +9,8 @@ import hashlib
 import json
 from typing import Any, Iterable, Mapping
 
+from gateway.translate.mapping import FOREIGN_SIGNATURE_PREFIX
+
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 KNOWN_IDENTITIES = (
     IDENTITY,
@@ -97,8 +99,34 @@ def stable_user_id(credential_key: str, account_id: str, session_seed: str) -> s
                       separators=(",", ":"))
 
 
+def drop_foreign_thinking(body: dict[str, Any]) -> dict[str, Any]:
+    """Remove thinking blocks another provider signed (a GPT turn earlier in the conversation).
+
+    Anthropic rejects any signature it did not issue; these carry ``openai:``.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list) or FOREIGN_SIGNATURE_PREFIX not in json.dumps(messages):
+        return body
+    cleaned = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            kept = [b for b in content if not _foreign_thinking(b)]
+            if not kept:
+                continue
+            message = {**message, "content": kept}
+        cleaned.append(message)
+    return {**body, "messages": cleaned}
+
+
+def _foreign_thinking(block: Any) -> bool:
+    return (isinstance(block, dict) and block.get("type") == "thinking"
+            and str(block.get("signature", "")).startswith(FOREIGN_SIGNATURE_PREFIX))
+
+
 def prepare(body: dict[str, Any], *, passthrough: bool, user_id: str) -> dict[str, Any]:
     """The body to send: Claude Code's own requests unchanged, others made Claude-Code-shaped."""
+    body = drop_foreign_thinking(body)
     if passthrough:
         return body
     out = enforce_thinking_rules(with_identity(body))

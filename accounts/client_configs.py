@@ -1,0 +1,78 @@
+"""Ready-made client configurations for one key: Factory Droid, Claude Code, Codex CLI.
+
+The raw key is never stored, so configs reference it through an environment
+variable (Factory expands ``${VAR}`` in settings.json) unless it is passed in
+right after issuing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable
+
+KEY_ENV = "PROXYHUB_API_KEY"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    display_name: str
+    provider: str  # "claude" or "codex"
+    max_output_tokens: int
+
+
+def factory_settings(base_url: str, models: Iterable[ModelInfo], api_key: str | None = None) -> str:
+    """``~/.factory/settings.json``: anthropic entries take the root, the others root + /v1 (PROTOCOLS.md §7.1)."""
+    root = base_url.rstrip("/")
+    entries = []
+    for m in models:
+        anthropic = m.provider == "claude"
+        entries.append({
+            "model": m.name,
+            "displayName": f"{m.display_name} [ProxyHub]",
+            "baseUrl": root if anthropic else f"{root}/v1",
+            "apiKey": api_key or f"${{{KEY_ENV}}}",
+            "provider": "anthropic" if anthropic else "openai",
+            "maxOutputTokens": m.max_output_tokens,
+        })
+    return json.dumps({"customModels": entries}, indent=2) + "\n"
+
+
+def claude_code_env(base_url: str, models: Iterable[ModelInfo], api_key: str | None = None) -> str:
+    """Shell exports for Claude Code (no /v1: it appends /v1/messages itself)."""
+    claude = [m.name for m in models if m.provider == "claude"]
+    lines = [
+        f"export ANTHROPIC_BASE_URL={base_url.rstrip('/')}",
+        f"export ANTHROPIC_AUTH_TOKEN={api_key or '$' + KEY_ENV}",
+        "export ANTHROPIC_API_KEY=",
+        "export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+    ]
+    if claude:
+        # The newest sonnet / haiku by name (catalog names sort by version).
+        main = max((n for n in claude if "sonnet" in n), default=claude[0])
+        small = max((n for n in claude if "haiku" in n), default=main)
+        lines += [f"export ANTHROPIC_MODEL={main}", f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={small}"]
+    return "\n".join(lines) + "\n"
+
+
+def codex_config(base_url: str, models: Iterable[ModelInfo]) -> str:
+    """``~/.codex/config.toml``; the key goes in the PROXYHUB_API_KEY environment variable."""
+    gpt = [m.name for m in models if m.provider == "codex"]
+    model = gpt[0] if gpt else "gpt-5.5"
+    return (
+        f'model = "{model}"\n'
+        'model_provider = "proxyhub"\n'
+        'model_reasoning_effort = "medium"\n\n'
+        "[model_providers.proxyhub]\n"
+        'name = "ProxyHub"\n'
+        f'base_url = "{base_url.rstrip("/")}/v1"\n'
+        'wire_api = "responses"\n'
+        f'env_key = "{KEY_ENV}"\n'
+    )
+
+
+FORMATS = {
+    "factory": lambda url, models, key: factory_settings(url, models, key),
+    "claude-code": lambda url, models, key: claude_code_env(url, models, key),
+    "codex": lambda url, models, key: codex_config(url, models),
+}
