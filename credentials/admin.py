@@ -5,9 +5,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.urls import URLPattern
 from django.utils.html import format_html
 
 from credentials.models import Credential, Model
+from credentials.urls import admin_urlpatterns
 
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 
@@ -23,6 +25,12 @@ class CredentialAdmin(admin.ModelAdmin):
                        "last_used_at", "last_error", "last_error_at", "windows", "created_at", "updated_at",
                        "refresh_lock_until")
     actions = ("enable", "disable", "clear_cooldown")
+    # Adds "Connect Claude account" / "Connect ChatGPT account" / "Upload token files".
+    change_list_template = "credentials/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        # The wizard's pages first: the default "<path:object_id>/" pattern would swallow them.
+        return admin_urlpatterns(self) + super().get_urls()
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if lookup.split("__")[0] in SECRET_FIELDS:

@@ -106,3 +106,27 @@ async def _wait_for_other_process(credential_id: int, version: int, client: http
             # The other process gave up (transient failure); try ourselves.
             return await _refresh_or_wait(fresh, version, client)
     raise RefreshFailed("timed out waiting for another process to refresh", permanent=False)
+
+
+async def arefresh_due(margin_seconds: int) -> dict[int, str]:
+    """Refresh every active credential expiring within the margin; returns id -> outcome."""
+    outcomes: dict[int, str] = {}
+    for credential in await sync_to_async(services.due_for_refresh)(margin_seconds):
+        try:
+            await arefresh(credential)
+            outcomes[credential.pk] = "refreshed"
+        except RefreshFailed as exc:
+            outcomes[credential.pk] = "needs re-login" if exc.permanent else "failed, will retry"
+    return outcomes
+
+
+async def run_refresher(interval: float, margin_seconds: int) -> None:
+    """Refresh tokens before they expire, forever (started once per process, see proxyhub.asgi)."""
+    while True:
+        try:
+            outcomes = await arefresh_due(margin_seconds)
+            if outcomes:
+                logger.info("background refresh: %s", outcomes)
+        except Exception:  # a database hiccup must not stop the loop
+            logger.exception("background refresh failed")
+        await asyncio.sleep(interval)

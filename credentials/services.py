@@ -121,3 +121,10 @@ def upsert(provider: str, tokens: TokenSet, *, label: str = "") -> tuple[Credent
         credential.save()
     credential.refresh_from_db()
     return credential, created
+
+
+def due_for_refresh(margin_seconds: int) -> list[Credential]:
+    """Active credentials whose access token expires within ``margin_seconds``."""
+    horizon = timezone.now() + timedelta(seconds=margin_seconds)
+    return list(Credential.objects.filter(status=Credential.Status.ACTIVE, expires_at__lte=horizon)
+                .exclude(refresh_token=""))

@@ -7,6 +7,7 @@ changes made here apply to the snapshot at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -33,15 +34,44 @@ class NoCredentialError(Exception):
         self.connected = connected
 
 
-def choose(candidates: Sequence[Credential], now: datetime, turn: int, exclude: set[int],
-           strategy: str = "round-robin") -> Credential | None:
-    """Pick one usable credential not in ``exclude``; ``turn`` rotates round-robin."""
+@dataclass(frozen=True)
+class Choice:
+    """How to pick: the strategy, the rotation turn, an optional conversation key."""
+
+    strategy: str = "round-robin"  # round-robin | priority | sticky
+    turn: int = 0
+    conversation: str = ""
+    prefer_soonest_reset: bool = False
+
+
+def choose(candidates: Sequence[Credential], now: datetime, exclude: set[int], how: Choice) -> Credential | None:
+    """Pick one usable credential not in ``exclude``, or None.
+
+    ``priority`` fills the highest-priority account first. ``sticky`` keeps a
+    conversation on one account (rendezvous hashing: the same answer in every
+    process, and only that conversation's share moves when its account cools
+    down). ``prefer_soonest_reset`` spends the account whose window resets
+    soonest first, since its remaining quota is lost at the reset anyway.
+    """
     usable = [c for c in candidates if c.pk not in exclude and c.is_usable(now)]
     if not usable:
         return None
-    if strategy == "priority":
-        return max(usable, key=lambda c: (c.priority, -c.pk))
-    return usable[turn % len(usable)]
+    if how.strategy == "priority":
+        top = max(c.priority for c in usable)
+        usable = [c for c in usable if c.priority == top]
+    if how.prefer_soonest_reset:
+        soonest = min(_next_reset(c) for c in usable)
+        usable = [c for c in usable if _next_reset(c) == soonest]
+    if how.strategy == "sticky" and how.conversation:
+        return max(usable, key=lambda c: hashlib.sha256(f"{how.conversation}:{c.pk}".encode()).digest())
+    if how.strategy == "priority":
+        return min(usable, key=lambda c: c.pk)
+    return usable[how.turn % len(usable)]
+
+
+def _next_reset(credential: Credential) -> float:
+    resets = [w.get("reset") for w in (credential.windows or {}).values() if isinstance(w, dict) and w.get("reset")]
+    return min(resets) if resets else float("inf")
 
 
 @dataclass
@@ -65,12 +95,13 @@ async def _snapshot(provider: str) -> list[Credential]:
     return state.credentials
 
 
-async def acquire(provider: str, exclude: set[int]) -> Credential:
+async def acquire(provider: str, exclude: set[int], conversation: str = "") -> Credential:
     """A credential to try next; raises NoCredentialError when none can serve."""
     credentials = await _snapshot(provider)
     now = timezone.now()
-    state = _state[provider]
-    chosen = choose(credentials, now, next(state.turns), exclude, getattr(settings, "PROXYHUB_POOL_STRATEGY", "round-robin"))
+    how = Choice(settings.PROXYHUB_POOL_STRATEGY, next(_state[provider].turns), conversation,
+                 settings.PROXYHUB_POOL_PREFER_SOONEST_RESET)
+    chosen = choose(credentials, now, exclude, how)
     if chosen is not None:
         return chosen
     if not credentials:

@@ -22,6 +22,7 @@ from credentials.models import Credential
 from credentials.refresh import RefreshFailed, arefresh
 from gateway import pool
 from gateway.catalog import Entry
+from gateway.formats.conversation import conversation_key
 from gateway.formats.meter import UsageMeter
 from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
 from gateway.formats.sse import KEEPALIVE, SSEParser
@@ -105,11 +106,12 @@ def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
 async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.ClientResponse, Credential]:
     """An upstream response with a 2xx status, trying credentials in turn."""
     provider = job.entry.provider
+    conversation = conversation_key(job.request.headers, job.body, job.api_key.prefix)
     tried: set[int] = set()
     last: UpstreamError | None = None
     for attempt in range(settings.PROXYHUB_MAX_ATTEMPTS):
         try:
-            credential = await pool.acquire(provider, tried)
+            credential = await pool.acquire(provider, tried, conversation)
         except pool.NoCredentialError as exc:
             raise (_exhausted(job, last) if last else _no_credential(job, exc)) from None
         job.record.attempts = attempt + 1

@@ -5,6 +5,7 @@ Django's ASGI app is built before importing the gateway, which touches models.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxyhub.settings")
 
@@ -18,8 +19,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from gateway.app import gateway_application, websocket_refusal  # noqa: E402
+from proxyhub.background import start_once  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": URLRouter(
             [
@@ -32,3 +34,8 @@ application = ProtocolTypeRouter(
         "websocket": websocket_refusal,
     }
 )
+
+
+async def application(scope: dict, receive: Any, send: Any) -> None:
+    start_once()
+    await router(scope, receive, send)

@@ -153,4 +153,10 @@ PROXYHUB_COOLDOWN_OVERLOADED = env.int("PROXYHUB_COOLDOWN_OVERLOADED", default=6
 PROXYHUB_COOLDOWN_UNREACHABLE = env.int("PROXYHUB_COOLDOWN_UNREACHABLE", default=30)
 PROXYHUB_KEY_CACHE_SECONDS = env.float("PROXYHUB_KEY_CACHE_SECONDS", default=30.0)
 PROXYHUB_REFRESH_MARGIN = env.int("PROXYHUB_REFRESH_MARGIN", default=300)
+# A background task refreshes tokens expiring within the margin, every interval.
+PROXYHUB_BACKGROUND_REFRESH = env.bool("PROXYHUB_BACKGROUND_REFRESH", default=True)
+PROXYHUB_REFRESH_INTERVAL = env.float("PROXYHUB_REFRESH_INTERVAL", default=60.0)
+# Credential choice: round-robin, priority (fill-first) or sticky (one account per conversation).
+PROXYHUB_POOL_STRATEGY = env("PROXYHUB_POOL_STRATEGY", default="round-robin")
+PROXYHUB_POOL_PREFER_SOONEST_RESET = env.bool("PROXYHUB_POOL_PREFER_SOONEST_RESET", default=False)
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)

@@ -46,6 +46,7 @@ def fake() -> Iterator[FakeUpstreams]:
         PROXYHUB_CODEX_BASE_URL=upstreams.codex_base_url,
         PROXYHUB_CODEX_TOKEN_URL=upstreams.codex_token_url,
         PROXYHUB_KEEPALIVE_SECONDS=1.0,
+        PROXYHUB_BACKGROUND_REFRESH=False,  # tests drive refreshes themselves
     )
     urls.enable()
     yield upstreams
@@ -73,6 +74,9 @@ class _ServerThread(threading.Thread):
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
+        from asgiref.sync import sync_to_async
+        from django.db import connections
+
         from credentials.refresh import aclose_client
         from gateway.upstream.client import close_sessions
 
@@ -81,6 +85,9 @@ class _ServerThread(threading.Thread):
         finally:
             await close_sessions()
             await aclose_client()
+            # The database connections live in asgiref's worker thread: close them
+            # there, or Postgres refuses to drop the test database.
+            await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(scope="session")
@@ -97,19 +104,25 @@ def gateway_url(fake: FakeUpstreams, django_db_setup: None, django_db_blocker: A
 
 
 @pytest.fixture
-def gateway(gateway_url: str, fake: FakeUpstreams, transactional_db: None) -> Iterator[str]:
-    """The gateway's base URL with a clean world: seeded catalog, empty caches, no faults."""
+def catalog_seeded(transactional_db: None, fake: FakeUpstreams) -> None:
+    """The seeded model catalog (transactional tests flush the migration's rows) and no leftover faults."""
     from credentials.models import Model
-    from gateway import catalog, keycache, pool
 
     for name, display, provider, max_out, adaptive, aliases in SEED:
         Model.objects.get_or_create(name=name, defaults={
             "display_name": display, "provider": provider, "max_output_tokens": max_out,
             "adaptive_thinking": adaptive, "aliases": aliases})
+    fake.reset()
+
+
+@pytest.fixture
+def gateway(gateway_url: str, fake: FakeUpstreams, catalog_seeded: None) -> Iterator[str]:
+    """The gateway's base URL with a clean world: seeded catalog, empty caches, no faults."""
+    from gateway import catalog, keycache, pool
+
     keycache.clear()
     catalog.invalidate()
     pool.invalidate()
-    fake.reset()
     yield gateway_url
     _drain_usage()
 

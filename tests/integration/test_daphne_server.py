@@ -2,32 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import anthropic
-import httpx
-import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DAPHNE = Path(sys.executable).with_name("daphne")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import ROOT, daphne, server_env
 
 
 def test_daphne_serves_a_streamed_message_end_to_end(tmp_path, fake):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "SECRET_KEY": "test-secret-for-daphne", "PROXYHUB_CLAUDE_BASE_URL": fake.claude_base_url,
-           "PROXYHUB_CLAUDE_TOKEN_URL": fake.claude_token_url, "PROXYHUB_CODEX_BASE_URL": fake.codex_base_url,
-           "PROXYHUB_CODEX_TOKEN_URL": fake.codex_token_url, "DJANGO_SETTINGS_MODULE": "proxyhub.settings"}
+    env = server_env(fake, f"sqlite:///{tmp_path / 'db.sqlite3'}", SECRET_KEY="test-secret-for-daphne")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
     tokens = fake.issue_claude_tokens(email="team@example.com")
@@ -39,24 +23,10 @@ def test_daphne_serves_a_streamed_message_end_to_end(tmp_path, fake):
                             capture_output=True, text=True)
     key = issued.stdout.strip().splitlines()[-1]
 
-    port = _free_port()
-    server = subprocess.Popen([str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "proxyhub.asgi:application"],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "daphne did not start"
-                time.sleep(0.1)
-        with anthropic.Anthropic(base_url=base, api_key=key, max_retries=0) as client:
+    with daphne(env) as server:
+        with anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0) as client:
             with client.messages.stream(model="claude-haiku-4-5-20251001", max_tokens=100,
                                         messages=[{"role": "user", "content": "from daphne"}]) as s:
                 assert "".join(s.text_stream) == "Echo: from daphne"
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=10)[0].decode()
-    assert tokens["access_token"] not in output and key not in output
+    assert "POST /v1/messages" in server.output
+    assert tokens["access_token"] not in server.output and key not in server.output

@@ -1,0 +1,21 @@
+"""Process-wide background tasks, started with the first ASGI event (daphne has no lifespan hook)."""
+from __future__ import annotations
+
+import asyncio
+
+from django.conf import settings
+
+_started: set[asyncio.AbstractEventLoop] = set()
+_tasks: list[asyncio.Task[None]] = []
+
+
+def start_once() -> None:
+    loop = asyncio.get_running_loop()
+    if loop in _started:
+        return
+    _started.add(loop)
+    if settings.PROXYHUB_BACKGROUND_REFRESH:
+        from credentials.refresh import run_refresher
+
+        _tasks.append(loop.create_task(run_refresher(settings.PROXYHUB_REFRESH_INTERVAL,
+                                                     settings.PROXYHUB_REFRESH_MARGIN)))

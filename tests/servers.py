@@ -1,0 +1,81 @@
+"""Starting real daphne processes for tests, against the test database and the fakes."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+DAPHNE = Path(sys.executable).with_name("daphne")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(fake: object, database_url: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "") or _secret(),
+            "PROXYHUB_CLAUDE_BASE_URL": fake.claude_base_url, "PROXYHUB_CLAUDE_TOKEN_URL": fake.claude_token_url,
+            "PROXYHUB_CODEX_BASE_URL": fake.codex_base_url, "PROXYHUB_CODEX_TOKEN_URL": fake.codex_token_url,
+            "DJANGO_SETTINGS_MODULE": "proxyhub.settings", **extra}
+
+
+def _secret() -> str:
+    from django.conf import settings
+
+    return settings.SECRET_KEY
+
+
+def session_database_url() -> str:
+    """A DATABASE_URL for the database this test session uses (the pytest-django test database)."""
+    from django.db import connection
+
+    d = connection.settings_dict
+    if d["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{d['NAME']}"
+    auth = d["USER"] + (f":{d['PASSWORD']}" if d.get("PASSWORD") else "")
+    return f"postgres://{auth}@{d['HOST'] or '127.0.0.1'}:{d['PORT'] or 5432}/{d['NAME']}"
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.output = ""  # everything the process printed, once it stopped
+
+
+@contextmanager
+def daphne(env: dict[str, str]) -> Iterator[Server]:
+    """A daphne process serving proxyhub.asgi; stopped (and its output kept) afterwards."""
+    port = free_port()
+    process = subprocess.Popen([str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "proxyhub.asgi:application"],
+                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("daphne did not start:\n" + process.communicate()[0].decode()) from None
+                time.sleep(0.1)
+        server = Server(base)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            out = process.communicate(timeout=10)[0]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out = process.communicate()[0]
+    server.output = out.decode(errors="replace")
