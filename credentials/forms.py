@@ -7,10 +7,21 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 
+class UnechoedTextInput(forms.TextInput):
+    """A visible text input that never sends a submitted value back to the browser.
+
+    The pasted code is single-use, but it is still a credential for a few minutes:
+    a form re-shown after an error starts empty rather than echoing it.
+    """
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        return super().get_context(name, None, attrs)
+
+
 class PasteForm(forms.Form):
     pasted = forms.CharField(
         label="Code", max_length=4096, strip=True,
-        widget=forms.TextInput(attrs={"class": "vTextField", "autocomplete": "off", "spellcheck": "false",
+        widget=UnechoedTextInput(attrs={"class": "vTextField", "autocomplete": "off", "spellcheck": "false",
                                       "autofocus": True}),
     )
     label = forms.CharField(

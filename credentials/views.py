@@ -76,10 +76,6 @@ def connect_paste(request: HttpRequest, pending_id: UUID, *, model_admin: admin.
             verb = "Connected" if result.created else "Updated"
             messages.success(request, f"{verb} {connect.describe(result.credential)}.")
             return HttpResponseRedirect(_changelist_url())
-    if error:
-        # Never send the pasted code back to the browser.
-        form = PasteForm(initial={"label": form.cleaned_data.get("label", "")},
-                         paste_label=provider_flow.paste_label)
     return TemplateResponse(request, "credentials/connect.html", _context(
         request, model_admin, f"Connect {provider_flow.name} account",
         flow=provider_flow, pending=pending, authorize_url=connect.authorize_url(pending), form=form, error=error,

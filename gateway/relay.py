@@ -23,6 +23,7 @@ from credentials.refresh import RefreshFailed, arefresh
 from gateway import pool
 from gateway.catalog import Entry
 from gateway.formats.conversation import conversation_key
+from gateway.formats.errors import ANTHROPIC_TYPES
 from gateway.formats.meter import UsageMeter
 from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
 from gateway.formats.sse import KEEPALIVE, SSEParser
@@ -39,10 +40,12 @@ from gateway.upstream.base import (
 )
 from gateway.upstream.client import session
 from gateway.upstream.registry import UPSTREAMS
+from gateway.usage import note_credential_use, record_usage
 
 logger = logging.getLogger(__name__)
 
 PASSED_HEADERS = ("request-id", "x-request-id")
+ANTHROPIC_ERROR_TYPES = frozenset(ANTHROPIC_TYPES.values())
 PROVIDER_NAMES = {"claude": "Claude", "codex": "ChatGPT (Codex)"}
 
 
@@ -91,8 +94,7 @@ async def relay(job: Job, send: Send) -> None:
     finally:
         response.close()
         _finish_record(job, meter)
-    windows = upstream.windows(response.headers)
-    asyncio.get_running_loop().create_task(_note_success(credential, windows))
+    note_credential_use(credential.pk, upstream.windows(response.headers))
 
 
 def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
@@ -214,7 +216,7 @@ async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str) -> None
     job.record.status_code = failure.status
     job.record.error_type = (failure.error_type or "")[:64]
     anthropic = job.client_format == "anthropic"
-    known_type = failure.error_type if anthropic and (failure.error_type or "").endswith("_error") else None
+    known_type = failure.error_type if anthropic and failure.error_type in ANTHROPIC_ERROR_TYPES else None
     await send_error(send, job.client_format, failure.status, failure.message, headers=failure.headers,
                      error_type=known_type, code=None if anthropic else failure.error_type)
     _finish_record(job, None)
@@ -341,8 +343,6 @@ def _mark_first_byte(job: Job) -> None:
 
 
 def _finish_record(job: Job, meter: UsageMeter | None) -> None:
-    from gateway.usage import record_usage
-
     record = job.record
     if meter is not None:
         record.input_tokens = meter.usage.input
@@ -352,14 +352,3 @@ def _finish_record(job: Job, meter: UsageMeter | None) -> None:
         record.reasoning_tokens = meter.usage.reasoning
     record.duration_ms = int((time.monotonic() - job.started) * 1000)
     record_usage(record)
-
-
-async def _note_success(credential: Credential, windows: dict[str, Any]) -> None:
-    from asgiref.sync import sync_to_async
-
-    from credentials.services import note_success
-
-    try:
-        await sync_to_async(note_success)(credential.pk, windows)
-    except Exception:
-        logger.exception("could not note credential use")

@@ -25,9 +25,10 @@ class StreamTranslator(Protocol):
 @dataclass(frozen=True)
 class Route:
     request: Callable[[dict[str, Any], Target], dict[str, Any]]
-    # None: the upstream's body or stream goes back unchanged.
+    # None: the upstream's body or stream goes back unchanged; a stream factory
+    # may also return None for a request that needs no translation.
     response: Callable[[dict[str, Any], dict[str, Any], str], dict[str, Any]] | None
-    stream: Callable[[dict[str, Any], str], StreamTranslator] | None
+    stream: Callable[[dict[str, Any], str], StreamTranslator | None] | None
 
 
 def _same_format(body: dict[str, Any], target: Target) -> dict[str, Any]:
@@ -37,12 +38,13 @@ def _same_format(body: dict[str, Any], target: Target) -> dict[str, Any]:
 PASSTHROUGH = Route(_same_format, None, None)
 
 _TRANSLATORS = {
+    ("responses", "codex"): "gateway.upstream.codex_names",
     ("chat", "claude"): "gateway.translate.chat_to_anthropic",
     ("responses", "claude"): "gateway.translate.responses_to_anthropic",
     ("anthropic", "codex"): "gateway.translate.anthropic_to_responses",
     ("chat", "codex"): "gateway.translate.chat_to_responses",
 }
-_PASSTHROUGH = {("anthropic", "claude"), ("responses", "codex")}
+_PASSTHROUGH = {("anthropic", "claude")}
 
 
 @lru_cache(maxsize=None)
@@ -50,4 +52,4 @@ def route_for(client_format: str, provider: str) -> Route:
     if (client_format, provider) in _PASSTHROUGH:
         return PASSTHROUGH
     module = importlib.import_module(_TRANSLATORS[(client_format, provider)])
-    return Route(module.request, module.response, module.StreamTranslator)
+    return Route(module.request, module.response, getattr(module, "stream", None) or module.StreamTranslator)

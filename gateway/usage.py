@@ -11,11 +11,13 @@ import asyncio
 import atexit
 import logging
 from datetime import datetime
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, close_old_connections, transaction
 
 from accounts.services import touch_last_used
+from credentials.services import note_success
 from gateway.models import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -23,7 +25,13 @@ logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
 
 _pending: list[UsageRecord] = []
+_credential_notes: dict[int, dict[str, Any]] = {}
 _flush_task: asyncio.Task[None] | None = None
+
+
+def note_credential_use(credential_id: int, windows: dict[str, Any]) -> None:
+    """Remember a credential's last use and window state; written with the next flush, once per credential."""
+    _credential_notes[credential_id] = windows or _credential_notes.get(credential_id) or {}
 
 
 def record_usage(record: UsageRecord) -> None:
@@ -46,12 +54,13 @@ async def _flush_later() -> None:
 
 async def aflush() -> None:
     """See write_pending()."""
-    if _pending:
+    if _pending or _credential_notes:
         await sync_to_async(write_pending)()
 
 
 def write_pending() -> None:
     """Write every queued record now."""
+    _write_credential_notes()
     batch = _pending[:]
     del _pending[: len(batch)]
     if not batch:
@@ -66,6 +75,16 @@ def write_pending() -> None:
     except Exception:
         logger.exception("could not write %d usage records; keeping them for the next flush", len(batch))
         _pending[:0] = batch
+
+
+def _write_credential_notes() -> None:
+    notes = dict(_credential_notes)
+    _credential_notes.clear()
+    for credential_id, windows in notes.items():
+        try:
+            note_success(credential_id, windows)
+        except Exception:
+            logger.exception("could not note the use of credential %s", credential_id)
 
 
 def _insert(batch: list[UsageRecord]) -> None:
@@ -86,11 +105,11 @@ def _insert(batch: list[UsageRecord]) -> None:
 
 def idle() -> bool:
     """True when nothing is queued or being written (tests wait for this)."""
-    return not _pending and (_flush_task is None or _flush_task.done())
+    return not _pending and not _credential_notes and (_flush_task is None or _flush_task.done())
 
 
 def _write_at_exit() -> None:
-    if _pending:
+    if _pending or _credential_notes:
         close_old_connections()
         write_pending()
 

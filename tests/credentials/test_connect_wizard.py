@@ -255,3 +255,11 @@ def test_another_admins_login_cannot_be_finished(admin_client, oauth):
     assert "no longer exists" in html
     assert not Credential.objects.exists()
 
+
+
+def test_an_overlong_paste_is_refused_without_echoing_it(admin_client, oauth):
+    page, _ = open_wizard(admin_client, "claude")
+    pasted = "x" * 5000 + "#state"
+    html = paste(admin_client, page, pasted, label="kept").content.decode()
+    assert "at most 4096 characters" in html and "x" * 100 not in html
+    assert 'value="kept"' in html

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -94,14 +95,22 @@ def test_login_with_nothing_pasted_fails(monkeypatch, oauth):
 
 @pytest.fixture
 def subprocess_env(oauth):
-    db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.sqlite3":
-        pytest.skip("the subprocess test shares the SQLite test database file")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROXYHUB_")}
-    env.update(DATABASE_URL=f"sqlite:///{db['NAME']}", SECRET_KEY=settings.SECRET_KEY,
+    env.update(DATABASE_URL=database_url_of_the_test_db(), SECRET_KEY=settings.SECRET_KEY,
                PROXYHUB_ENCRYPTION_KEY=settings.PROXYHUB_ENCRYPTION_KEY,
                PROXYHUB_CLAUDE_TOKEN_URL=oauth.claude_token_url, PROXYHUB_CODEX_TOKEN_URL=oauth.codex_token_url)
     return env
+
+
+def database_url_of_the_test_db() -> str:
+    """DATABASE_URL of the test database, so the subprocess sees what the test sees."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+        return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    pytest.skip(f"no DATABASE_URL for {db['ENGINE']}")
 
 
 def run_login(env, provider: str):

@@ -178,7 +178,8 @@ def test_usage_limit_cools_the_credential_down_until_resets_at_and_the_next_serv
     assert first.status == "active"
     served = {r.headers["authorization"] for r in fake.requests("codex") if r.status == 200}
     assert served == {f"Bearer {second.access_token}"}
-    assert {r.credential_id for r in wait_for_usage(3)} == {second.pk}
+    recs = wait_for_usage(3)
+    assert {r.credential_id for r in recs} == {second.pk}, [(r.endpoint, r.status_code, r.outcome, r.requested_model, r.created_at, r.error_type) for r in recs]
 
 
 def test_usage_limit_on_every_credential_gives_429_with_retry_after(gateway, key, credential_factory, fake):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -200,3 +201,27 @@ def test_long_call_ids_are_hashed_the_same_way_on_call_and_output() -> None:
 def test_rejects_input_that_is_neither_string_nor_list() -> None:
     with pytest.raises(TranslationError):
         prepare({"model": "m", "input": {"role": "user"}})
+
+
+def test_long_tool_names_are_restored_in_replies_to_responses_clients():
+    from gateway.formats.sse import Event, SSEParser
+    from gateway.upstream import codex_names as responses_names
+    from gateway.translate.mapping import Target
+
+    long_name = "mcp__" + "very_long_server_name_" * 3 + "__search_documents"
+    body = {"model": "gpt-5.5", "input": "hi", "tools": [{"type": "function", "name": long_name, "parameters": {}}]}
+    upstream = prepare(responses_names.request(body, Target("gpt-5.5")))
+    short = upstream["tools"][0]["name"]
+    assert len(short) <= 64 and short != long_name
+
+    item = {"type": "function_call", "name": short, "call_id": "c1", "arguments": "{}"}
+    reply = {"id": "resp_1", "output": [item]}
+    assert responses_names.response(reply, body, "gpt-5.5")["output"][0]["name"] == long_name
+
+    translator = responses_names.stream(body, "gpt-5.5")
+    out = translator.feed(Event("response.output_item.done", json.dumps(
+        {"type": "response.output_item.done", "sequence_number": 5, "output_index": 0, "item": item})))
+    [event] = list(SSEParser().feed(b"".join(out)))
+    assert event.json()["item"]["name"] == long_name
+    assert translator.finish()  # no terminal event yet: the stream is closed with an error
+    assert responses_names.stream({"model": "gpt-5.5", "input": "hi"}, "gpt-5.5") is None

@@ -14,7 +14,7 @@ class Command(BaseCommand):
             "the pasted code#state (Claude) or callback address (ChatGPT) from standard input.")
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("provider", choices=sorted(connect.FLOWS), help="claude or codex (ChatGPT)")
+        parser.add_argument("provider", choices=sorted(str(p) for p in connect.FLOWS), help="claude or codex (ChatGPT)")
         parser.add_argument("--label", default="", help="a name for the account (defaults to its email)")
 
     def handle(self, *args: Any, **options: Any) -> None:
