@@ -143,7 +143,24 @@ async def _authenticate(request: Request, send: Send) -> ApiKey | None:
     return api_key
 
 
+_in_flight = 0
+
+
+def in_flight() -> int:
+    """Generation requests being served right now in this process."""
+    return _in_flight
+
+
 async def _generate(request: Request, endpoint: str, receive: Receive, send: Send) -> None:
+    global _in_flight
+    _in_flight += 1
+    try:
+        await _serve_generation(request, endpoint, receive, send)
+    finally:
+        _in_flight -= 1
+
+
+async def _serve_generation(request: Request, endpoint: str, receive: Receive, send: Send) -> None:
     started = time.monotonic()
     body = await _read_json(request, receive, send)
     if body is None:

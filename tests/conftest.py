@@ -128,10 +128,12 @@ def gateway(gateway_url: str, fake: FakeUpstreams, catalog_seeded: None) -> Iter
 
 
 def _drain_usage() -> None:
+    """Wait until the server finished every request of the test and wrote its usage."""
     from gateway import usage
+    from gateway.app import in_flight
 
-    deadline = time.monotonic() + 2
-    while not usage.idle() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 5
+    while (in_flight() or not usage.idle()) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

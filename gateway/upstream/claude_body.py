@@ -116,7 +116,35 @@ def drop_foreign_thinking(body: dict[str, Any]) -> dict[str, Any]:
                 continue
             message = {**message, "content": kept}
         cleaned.append(message)
-    return {**body, "messages": cleaned}
+    return _thinking_off_for_unsigned_tool_turn({**body, "messages": cleaned})
+
+
+def _thinking_off_for_unsigned_tool_turn(body: dict[str, Any]) -> dict[str, Any]:
+    """Turn thinking off when the last tool_use turn lost its (foreign) thinking block.
+
+    With thinking on, Anthropic rejects a last assistant tool_use turn that does
+    not open with thinking (PROTOCOLS.md §1.5, §6.11 item 8); a GPT turn's
+    thinking was just dropped, so there is nothing to send back in its place.
+    ``clear_thinking`` context edits need thinking on, so they go too.
+    """
+    if (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):
+        return body
+    last = next((m for m in reversed(body["messages"]) if isinstance(m, dict) and m.get("role") == "assistant"), None)
+    content = last.get("content") if last else None
+    if not isinstance(content, list) or not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+        return body
+    if isinstance(content[0], dict) and content[0].get("type") in ("thinking", "redacted_thinking"):
+        return body
+    out = {k: v for k, v in body.items() if k != "thinking"}
+    management = out.get("context_management")
+    if isinstance(management, dict) and isinstance(management.get("edits"), list):
+        edits = [e for e in management["edits"]
+                 if not (isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking"))]
+        if edits:
+            out["context_management"] = {**management, "edits": edits}
+        else:
+            out.pop("context_management")
+    return out
 
 
 def _foreign_thinking(block: Any) -> bool:

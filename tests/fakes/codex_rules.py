@@ -38,7 +38,7 @@ UNSUPPORTED_FIELDS = (
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 HOSTED_TOOLS = (
     "web_search", "web_search_preview", "local_shell", "image_generation", "file_search",
-    "code_interpreter", "computer_use_preview", "mcp",
+    "code_interpreter", "computer_use_preview", "mcp", "tool_search",  # tool_search: sent by Codex CLI 0.169
 )  # fmt: skip
 INPUT_PARTS = ("input_text", "input_image", "input_file")
 OUTPUT_PARTS = ("output_text", "refusal")

@@ -169,10 +169,20 @@ def _anthropic_results(message: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _typed_text(text: str) -> bool:
+    # Agents wrap context they add (<system-reminder>, <environment_context>) in
+    # tags; the "model" answers what the person typed, so hand runs of Claude
+    # Code or Codex CLI against the fakes don't spin on tool calls.
+    return bool(text.strip()) and not text.lstrip().startswith("<")
+
+
 def _last_anthropic_user_text(turns: list[dict[str, Any]]) -> str:
     for message in reversed(turns):
         if message.get("role") == "user":
-            return _block_text(message.get("content"))
+            texts = [b.get("text", "") for b in _blocks(message.get("content")) if b.get("type") == "text"]
+            typed = [t for t in texts if _typed_text(t)]
+            if typed or texts:
+                return " ".join(typed or texts)
     return ""
 
 
@@ -275,7 +285,9 @@ def _codex_results(items: list[dict[str, Any]]) -> tuple[str, ...]:
 def _last_codex_user_text(items: list[dict[str, Any]]) -> str:
     for item in reversed(items):
         if item.get("type", "message") == "message" and item.get("role") == "user":
-            return _codex_content_text(item.get("content"))
+            text = _codex_content_text(item.get("content"))
+            if _typed_text(text):
+                return text
     return ""
 
 

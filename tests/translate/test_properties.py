@@ -1,0 +1,216 @@
+"""Property tests: random VALID client requests translate to requests the fake upstreams accept.
+
+For every (client format x provider) route the body is built as the gateway
+builds it (``routes.route_for(...).request`` then ``codex_body.prepare`` or
+``claude_body.prepare``) and checked with the fakes' pure validators
+(``tests/fakes/anthropic_rules``, ``tests/fakes/codex_rules``), which reject
+what the real upstreams reject. Besides acceptance:
+
+- translation is deterministic and leaves the client body untouched;
+- every user text of the client reaches an upstream user turn;
+- every client tool call reaches the upstream with its own result (same id
+  when the id is already valid for both upstreams).
+
+The strategies live in ``strategies.py``. Runs are derandomized (the same
+examples every run, no example database) so CI is reproducible.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any, Callable
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.routes import route_for
+from gateway.translate.anthropic_build import MISSING_RESULT
+from gateway.translate.mapping import Target
+from gateway.upstream import claude_body, codex_body
+from tests.fakes.anthropic_rules import validate_messages_body, validate_messages_request
+from tests.fakes.codex_rules import validate_codex_request
+from tests.translate import strategies as gen
+
+Json = dict[str, Any]
+
+CLAUDE_HEADERS = {"anthropic-version": "2023-06-01", "authorization": "Bearer sk-ant-oat01-x",
+                  "anthropic-beta": "claude-code-20250219,oauth-2025-04-20"}
+CODEX_HEADERS = {"authorization": "Bearer x", "chatgpt-account-id": "acct"}
+USER_ID = claude_body.stable_user_id("1", "acct-uuid", "session")
+PORTABLE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # valid, unchanged, at both upstreams
+
+
+# Derandomized: the same examples on every run and machine; no .hypothesis database.
+# too_slow: the conversations are deliberately large composite draws (~1 ms each);
+# generation speed is what max_examples budgets for, not a bug in the strategy.
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def upstream_body(client_format: str, provider: str, body: Json, target: Target) -> Json:
+    """The body the gateway sends upstream for a client request (as gateway/relay does it)."""
+    translated = route_for(client_format, provider).request(body, target)
+    if provider == "codex":
+        return codex_body.prepare(translated)
+    return claude_body.prepare(translated, passthrough=False, user_id=USER_ID)
+
+
+def validate(provider: str, body: Json) -> Any:
+    wire = json.loads(json.dumps(body, allow_nan=False))  # what actually crosses the network
+    if provider == "codex":
+        return validate_codex_request(CODEX_HEADERS, wire)
+    return validate_messages_request(CLAUDE_HEADERS, wire)
+
+
+# -- what a client request holds ------------------------------------------------------
+
+
+def _texts(content: Any, kinds: tuple[str, ...] = ("text", "input_text", "output_text")) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    return [p["text"] for p in content or [] if isinstance(p, dict) and p.get("type") in kinds]
+
+
+def _is_message(item: Json) -> bool:
+    return item.get("type", "message") == "message"
+
+
+def client_user_texts(client_format: str, body: Json) -> list[str]:
+    if client_format == "responses":
+        value = body["input"]
+        if isinstance(value, str):
+            return [value]
+        found = [t for i in value if _is_message(i) and i.get("role") == "user" for t in _texts(i["content"])]
+    else:
+        found = [t for m in body["messages"] if m["role"] == "user" for t in _texts(m["content"])]
+    return [t for t in found if t.strip()]
+
+
+def client_calls(client_format: str, body: Json) -> list[tuple[str, list[str]]]:
+    """(call id, texts of its result) for every tool call in the client's history."""
+    ids: list[str] = []
+    results: dict[str, list[str]] = {}
+    if client_format == "anthropic":
+        for message in body["messages"]:
+            for block in message["content"] if isinstance(message["content"], list) else []:
+                if block["type"] == "tool_use":
+                    ids.append(block["id"])
+                elif block["type"] == "tool_result":
+                    results[block["tool_use_id"]] = _texts(block.get("content"))
+    elif client_format == "chat":
+        for message in body["messages"]:
+            ids += [c["id"] for c in message.get("tool_calls") or []]
+            if message["role"] == "tool":
+                results[message["tool_call_id"]] = _texts(message["content"])
+    else:
+        for item in body["input"] if isinstance(body["input"], list) else []:
+            if item.get("type") in ("function_call", "custom_tool_call"):
+                ids.append(item["call_id"])
+            elif item.get("type") in ("function_call_output", "custom_tool_call_output"):
+                results[item["call_id"]] = _texts(item["output"])
+    return [(i, [t for t in results[i] if t.strip()]) for i in ids]
+
+
+# -- what an upstream body holds ------------------------------------------------------
+
+
+def upstream_user_texts(provider: str, body: Json) -> list[str]:
+    if provider == "codex":
+        return [t for i in body["input"] if _is_message(i) and i.get("role") == "user" for t in _texts(i["content"])]
+    return [t for m in body["messages"] if m["role"] == "user" for t in _texts(m["content"], ("text",))]
+
+
+def upstream_calls(provider: str, body: Json) -> tuple[list[str], dict[str, str]]:
+    """Upstream call ids in order, and each id's result text (joined)."""
+    ids: list[str] = []
+    results: dict[str, str] = {}
+    if provider == "codex":
+        for item in body["input"]:
+            if item.get("type") in ("function_call", "custom_tool_call"):
+                ids.append(item["call_id"])
+            elif item.get("type") in ("function_call_output", "custom_tool_call_output"):
+                results[item["call_id"]] = "\n".join(_texts(item["output"]))
+    else:
+        for message in body["messages"]:
+            for block in message["content"] if isinstance(message["content"], list) else []:
+                if block["type"] == "tool_use":
+                    ids.append(block["id"])
+                elif block["type"] == "tool_result":
+                    results[block["tool_use_id"]] = "\n".join(_texts(block.get("content"), ("text",)))
+    return ids, results
+
+
+# -- the properties -------------------------------------------------------------------
+
+
+def check_route(client_format: str, provider: str, body: Json, target: Target) -> None:
+    snapshot = copy.deepcopy(body)
+    out = upstream_body(client_format, provider, body, target)
+    assert body == snapshot, "translation mutated the client request"
+    assert upstream_body(client_format, provider, copy.deepcopy(body), target) == out, "not deterministic"
+
+    rejected = validate(provider, out)
+    assert rejected is None, f"{provider} rejected the translated body: {rejected}\n{json.dumps(out, indent=1)}"
+
+    sent = upstream_user_texts(provider, out)
+    for text in client_user_texts(client_format, body):
+        assert any(text in s for s in sent), f"user text {text!r} lost"
+
+    ids, results = upstream_calls(provider, out)
+    calls = client_calls(client_format, body)
+    assert len(ids) == len(calls), f"{len(calls)} client tool calls became {len(ids)}"
+    assert not any(MISSING_RESULT in r for r in results.values()), "a tool result was replaced by a placeholder"
+    for call_id, texts in calls:
+        if PORTABLE_ID.match(call_id):
+            assert call_id in results, f"tool call {call_id} lost its id or its result"
+            candidates = [results[call_id]]
+        else:
+            candidates = list(results.values())
+        for text in texts:
+            assert any(text in r for r in candidates), f"result {text!r} of {call_id} lost"
+
+
+PROVIDERS = {"claude": gen.claude_targets, "codex": gen.codex_targets}
+
+
+def check_client_request(client_format: str, body: Json, data: st.DataObject) -> None:
+    """Both routes of one client request: drawing a conversation costs far more than
+    translating it, so each drawn request is checked against both upstreams."""
+    for provider, targets in PROVIDERS.items():
+        target = data.draw(targets, label=f"{provider} target")
+        try:
+            check_route(client_format, provider, body, target)
+        except AssertionError as exc:
+            raise AssertionError(f"route {client_format} -> {provider}: {exc}") from exc
+
+
+@PROPERTY
+@given(body=gen.anthropic_requests(), data=st.data())
+def test_anthropic_requests_translate_to_requests_both_upstreams_accept(body: Json, data: st.DataObject) -> None:
+    check_client_request("anthropic", body, data)
+
+
+@PROPERTY
+@given(body=gen.chat_requests(), data=st.data())
+def test_chat_requests_translate_to_requests_both_upstreams_accept(body: Json, data: st.DataObject) -> None:
+    check_client_request("chat", body, data)
+
+
+@PROPERTY
+@given(body=gen.responses_requests(), data=st.data())
+def test_responses_requests_translate_to_requests_both_upstreams_accept(body: Json, data: st.DataObject) -> None:
+    check_client_request("responses", body, data)
+
+
+def _api_valid_subset(body: Json) -> bool:
+    """Bodies the Messages API itself takes: no gateway-issued ``openai:`` thinking, and
+    not temperature with top_p (older models take both; the gateway keeps temperature)."""
+    return claude_body.FOREIGN_SIGNATURE_PREFIX not in json.dumps(body) and not {"temperature", "top_p"} <= set(body)
+
+
+@PROPERTY
+@given(body=gen.anthropic_requests().filter(_api_valid_subset))
+def test_the_anthropic_strategy_draws_requests_the_messages_api_accepts(body: Json) -> None:
+    """The strategy is sound: its requests are valid Messages requests."""
+    assert validate_messages_body(json.loads(json.dumps(body)), oauth=False) is None
