@@ -1,6 +1,8 @@
 """Credentials and the model catalog in the admin. Tokens are never rendered."""
 from __future__ import annotations
 
+from datetime import datetime, timezone as dt_timezone
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -9,6 +11,7 @@ from django.urls import URLPattern
 from django.utils.html import format_html
 
 from credentials.models import Credential, Model
+from credentials.refresh import RefreshFailed, refresh_now
 from credentials.urls import admin_urlpatterns
 
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
@@ -24,7 +27,7 @@ class CredentialAdmin(admin.ModelAdmin):
     readonly_fields = ("email", "account_id", "plan", "expires_at", "token_version", "last_refresh_at",
                        "last_used_at", "last_error", "last_error_at", "windows", "created_at", "updated_at",
                        "refresh_lock_until")
-    actions = ("enable", "disable", "clear_cooldown")
+    actions = ("refresh_now", "enable", "disable", "clear_cooldown")
     # Adds "Connect Claude account" / "Connect ChatGPT account" / "Upload token files".
     change_list_template = "credentials/change_list.html"
 
@@ -61,8 +64,23 @@ class CredentialAdmin(admin.ModelAdmin):
         for name in ("5h", "7d"):
             entry = (obj.windows or {}).get(name) or {}
             if "utilization" in entry:
-                parts.append(f"{name} {entry['utilization'] * 100:.0f}%")
+                text = f"{name} {entry['utilization'] * 100:.0f}%"
+                if entry.get("reset"):
+                    reset = datetime.fromtimestamp(entry["reset"], tz=dt_timezone.utc)
+                    text += f" (resets {reset:%a %H:%M} UTC)"
+                parts.append(text)
         return ", ".join(parts) or "—"
+
+    @admin.action(description="Refresh tokens now")
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        for credential in queryset:
+            try:
+                fresh = refresh_now(credential)
+            except RefreshFailed as exc:
+                state = "needs re-login" if exc.permanent else "try again later"
+                messages.error(request, f"{credential}: refresh failed ({state}): {exc}")
+            else:
+                messages.success(request, f"{credential}: refreshed, expires {fresh.expires_at:%Y-%m-%d %H:%M} UTC.")
 
     @admin.action(description="Enable selected credentials")
     def enable(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

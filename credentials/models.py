@@ -43,6 +43,11 @@ class Credential(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     windows = models.JSONField(default=dict, blank=True, help_text="Subscription window state from rate-limit headers.")
+    proxy_url = models.CharField(
+        max_length=300, blank=True,
+        help_text="Optional outbound proxy for this account's traffic and token refreshes: "
+                  "http://host:port, socks5://user:pass@host:port.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 import httpx
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 
 from credentials import services
 from credentials.models import Credential, Provider
@@ -28,22 +28,25 @@ REFRESHERS: dict[str, Callable[[httpx.AsyncClient, str], Awaitable[TokenSet]]] =
 }
 WAIT_STEP = 0.1
 
-_locks: dict[int, asyncio.Lock] = {}
-_http: httpx.AsyncClient | None = None
+_locks: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Lock] = {}
+_clients: dict[tuple[asyncio.AbstractEventLoop, str], httpx.AsyncClient] = {}
 
 
-def _client() -> httpx.AsyncClient:
-    global _http
-    if _http is None or _http.is_closed:
-        _http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
-    return _http
+def token_client(proxy_url: str = "") -> httpx.AsyncClient:
+    """The token-endpoint client of this event loop, through the credential's proxy if it has one."""
+    key = (asyncio.get_running_loop(), proxy_url)
+    client = _clients.get(key)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0), proxy=proxy_url or None,
+                                   trust_env=False)
+        _clients[key] = client
+    return client
 
 
 async def aclose_client() -> None:
-    global _http
-    if _http is not None:
-        await _http.aclose()
-        _http = None
+    loop = asyncio.get_running_loop()
+    for key in [k for k in _clients if k[0] is loop]:
+        await _clients.pop(key).aclose()
 
 
 class RefreshFailed(Exception):
@@ -58,12 +61,12 @@ async def arefresh(credential: Credential, *, seen_version: int | None = None,
                    client: httpx.AsyncClient | None = None) -> Credential:
     """Return ``credential`` with a token newer than ``seen_version`` (default: its current one)."""
     version = credential.token_version if seen_version is None else seen_version
-    lock = _locks.setdefault(credential.pk, asyncio.Lock())
+    lock = _locks.setdefault((asyncio.get_running_loop(), credential.pk), asyncio.Lock())
     async with lock:
         fresh = await sync_to_async(services.load)(credential.pk)
         if fresh.token_version != version:
             return fresh  # someone refreshed while we waited for the lock
-        return await _refresh_or_wait(fresh, version, client or _client())
+        return await _refresh_or_wait(fresh, version, client or token_client(fresh.proxy_url))
 
 
 async def _refresh_or_wait(credential: Credential, version: int, client: httpx.AsyncClient) -> Credential:
@@ -130,3 +133,14 @@ async def run_refresher(interval: float, margin_seconds: int) -> None:
         except Exception:  # a database hiccup must not stop the loop
             logger.exception("background refresh failed")
         await asyncio.sleep(interval)
+
+
+def refresh_now(credential: Credential) -> Credential:
+    """Refresh one credential from sync code (admin actions, commands); raises RefreshFailed."""
+
+    async def run() -> Credential:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0),
+                                     proxy=credential.proxy_url or None, trust_env=False) as client:
+            return await arefresh(credential, client=client)
+
+    return async_to_sync(run)()

@@ -147,7 +147,7 @@ async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credent
         call = upstream.call(credential, body, job.request.headers, endpoint=job.endpoint,
                              session_seed=job.api_key.prefix)
         try:
-            response = await session().post(call.url, data=call.body, headers=call.headers)
+            response = await session(credential.proxy_url).post(call.url, data=call.body, headers=call.headers)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return None, credential, UpstreamUnavailable(
                 502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)

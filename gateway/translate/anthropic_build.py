@@ -34,6 +34,9 @@ class Message(TypedDict):
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MISSING_RESULT = "(no result)"
+# Anthropic requires the conversation to open with a user turn (PROTOCOLS.md §6.11
+# item 6); OpenAI formats allow an assistant greeting first. Neutral, as LiteLLM's.
+CONVERSATION_START = "."
 JSON_OBJECT_INSTRUCTION = "Respond only with a single valid JSON object. Do not add any other text."
 MIN_THINKING_BUDGET = 1024
 
@@ -171,7 +174,8 @@ def normalize_turns(turns: Iterable[Turn]) -> list[Message]:
     - empty turns are dropped and consecutive same-role turns merged;
     - every assistant ``tool_use`` gets its ``tool_result`` first in the next user
       turn, in call order; a missing one becomes an ``is_error`` "(no result)";
-    - orphan and duplicate results are dropped; repeated tool_use ids are renamed.
+    - orphan and duplicate results are dropped; repeated tool_use ids are renamed;
+    - a conversation that opens with the assistant gets a neutral user turn first.
 
     Raises TranslationError when no user turn is left.
     """
@@ -191,6 +195,8 @@ def normalize_turns(turns: Iterable[Turn]) -> list[Message]:
     result = _merge((m["role"], m["content"]) for m in paired)
     if not any(m["role"] == "user" for m in result):
         raise TranslationError("the conversation has no user message")
+    if result[0]["role"] == "assistant":
+        result.insert(0, {"role": "user", "content": [{"type": "text", "text": CONVERSATION_START}]})
     return result
 
 

@@ -285,9 +285,13 @@ def _codex_results(items: list[dict[str, Any]]) -> tuple[str, ...]:
 def _last_codex_user_text(items: list[dict[str, Any]]) -> str:
     for item in reversed(items):
         if item.get("type", "message") == "message" and item.get("role") == "user":
-            text = _codex_content_text(item.get("content"))
-            if _typed_text(text):
-                return text
+            # Per part, as on the Anthropic side: a translated Claude Code turn
+            # carries its <system-reminder> block and the typed text in one message.
+            content = item.get("content")
+            parts = [content] if isinstance(content, str) else [_codex_content_text([p]) for p in content or []]
+            typed = [text for text in parts if _typed_text(text)]
+            if typed:
+                return " ".join(typed)
     return ""
 
 

@@ -153,3 +153,21 @@ def test_client_disconnect_cancels_the_upstream_stream(gateway, key, credential_
     assert fake.cancelled_streams("claude") == 1
     [record] = wait_for_usage(1)
     assert record.outcome == "client_cancelled"
+
+
+def test_a_credentials_proxy_carries_its_upstream_calls_and_refreshes(gateway, key, credential_factory, fake):
+    from urllib.parse import urlsplit
+
+    from tests.fakes.proxy import FakeProxy
+
+    proxy = FakeProxy().start()
+    try:
+        credential = credential_factory(proxy_url=proxy.url)
+        fake.expire_access_token(credential.access_token)
+        r = post(gateway, key)
+        assert r.status_code == 200, r.text
+    finally:
+        proxy.stop()
+    upstream = urlsplit(fake.claude_base_url).netloc
+    token_endpoint = urlsplit(fake.claude_token_url).netloc
+    assert upstream in proxy.seen() and token_endpoint in proxy.seen()

@@ -84,6 +84,7 @@ _DISPLAY = st.sampled_from(({}, {"display": "omitted"}, {"display": "summarized"
 _THINKING_SAMPLING = st.sampled_from(({}, {"temperature": 1}, {"top_p": 0.95}, {"top_p": 1.0}))
 _HOSTED_TOOLS = st.sampled_from(({"type": "web_search"}, {"type": "local_shell"},
                                  {"type": "web_search", "search_context_size": "medium"}))
+_BLANK = st.sampled_from(("", " ", "\n\n", "\t "))
 _ID_SEED = st.text(ALNUM, min_size=4, max_size=24)
 _COUNT = {n: st.integers(0, n) for n in (1, 2, 3, 4)}
 _SYSTEM_TEXTS = st.lists(TEXT, min_size=1, max_size=3)
@@ -120,10 +121,11 @@ images = st.one_of(
 
 @dataclass(frozen=True)
 class Pdf:
-    data: str
+    data: str  # base64, or an https URL when ``url``
+    url: bool = False
 
 
-pdfs = st.builds(Pdf, _PAYLOAD)
+pdfs = st.one_of(st.builds(Pdf, _PAYLOAD), st.builds(Pdf, st.just("https://example.com/paper.pdf"), st.just(True)))
 
 # -- tools ----------------------------------------------------------------------------
 
@@ -246,6 +248,8 @@ def _user_turn(draw: st.DrawFn, media: bool = True) -> UserTurn:
     parts: list[Any] = [draw(TEXT)]
     if media and one_in(draw, 4):
         parts.append(draw(images))
+        if one_in(draw, 4):
+            parts.pop(0)  # an image alone: a screenshot pasted without a word
     if media and one_in(draw, 13):
         parts.append(draw(pdfs))
     if one_in(draw, 4):
@@ -256,9 +260,11 @@ def _user_turn(draw: st.DrawFn, media: bool = True) -> UserTurn:
 @st.composite
 def _result(draw: st.DrawFn, n: int, images_ok: bool) -> Result:
     marker = f"out-{n}"
-    kind = draw(st.sampled_from(("text", "text", "text", "empty", "image")))
+    kind = draw(st.sampled_from(("text", "text", "text", "empty", "image", "image_only")))
     if kind == "empty":
         return Result(marker, "")
+    if kind == "image_only" and images_ok:  # a screenshot tool
+        return Result(marker, "", draw(images))
     text = f"{marker} {draw(TEXT)}"
     image = draw(images) if kind == "image" and images_ok else None
     return Result(marker, text, image, is_error=one_in(draw, 6))
@@ -285,9 +291,19 @@ def _tool_round(draw: st.DrawFn, plan: Plan, callable_tools: list[Tool]) -> Tool
 
 
 @st.composite
-def plans(draw: st.DrawFn, tools: list[Tool], *, media: bool = True, prefill_ok: bool = False) -> Plan:
-    """First a user turn, then exchanges: text answers or tool rounds, user turns, system turns."""
+def plans(draw: st.DrawFn, tools: list[Tool], *, media: bool = True, prefill_ok: bool = False,
+          greeting_ok: bool = False) -> Plan:
+    """First a user turn, then exchanges: text answers or tool rounds, user turns, system turns.
+
+    ``greeting_ok``: the conversation may open with an assistant greeting (chat UIs
+    do; OpenAI formats allow it, Anthropic's does not). ``prefill_ok``: it may end
+    with an assistant prefill (Anthropic only).
+    """
     plan = Plan([draw(_user_turn(media))], tools)
+    if greeting_ok and one_in(draw, 8):
+        plan.turns.insert(0, AssistantText(draw(TEXT)))
+    if one_in(draw, 8):
+        plan.turns.insert(0, SystemTurn(draw(TEXT)))
     callable_tools = list(tools)
     for _ in range(draw(_COUNT[4])):
         if callable_tools and not one_in(draw, 3):
@@ -336,6 +352,8 @@ def _anthropic_user_blocks(parts: list[Any]) -> list[Json]:
             source = ({"type": "url", "url": part.data} if part.media_type == "url"
                       else {"type": "base64", "media_type": part.media_type, "data": part.data})
             blocks.append({"type": "image", "source": source})
+        elif part.url:
+            blocks.append({"type": "document", "source": {"type": "url", "url": part.data}})
         else:
             blocks.append({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
                                                           "data": part.data}})
@@ -507,7 +525,7 @@ def _chat_user_content(parts: list[Any], as_string: bool) -> Any:
 @st.composite
 def chat_requests(draw: st.DrawFn) -> Json:
     tools = draw(_tool_list(64))
-    plan = draw(plans(tools))
+    plan = draw(plans(tools, greeting_ok=True))
     messages: list[Json] = []
     for _ in range(draw(_COUNT[2])):  # Droid: one string system message; SDK users: developer
         text = draw(TEXT)
@@ -515,13 +533,18 @@ def chat_requests(draw: st.DrawFn) -> Json:
         messages.append({"role": role, "content": text if draw(BOOL) else [{"type": "text", "text": text}]})
     for turn in plan.turns:
         if isinstance(turn, UserTurn):
-            parts = [p for p in turn.parts if not isinstance(p, Pdf) or draw(BOOL)] or [draw(TEXT)]
-            messages.append({"role": "user", "content": _chat_user_content(parts, draw(BOOL))})
+            parts = [p for p in turn.parts if not isinstance(p, Pdf) or (not p.url and draw(BOOL))] or [draw(TEXT)]
+            content = _chat_user_content(parts, draw(BOOL))
+            if isinstance(content, list) and one_in(draw, 6):  # editors leave empty parts behind
+                content.insert(draw(st.integers(0, len(content))), {"type": "text", "text": draw(_BLANK)})
+            messages.append({"role": "user", "content": content})
         elif isinstance(turn, SystemTurn):
             messages.append({"role": draw(st.sampled_from(("system", "developer"))), "content": turn.text})
         elif isinstance(turn, AssistantText):
-            message: Json = {"role": "assistant",
-                             "content": turn.text if draw(BOOL) else [{"type": "text", "text": turn.text}]}
+            kind = draw(st.sampled_from(("string", "parts", "parts", "refusal", "empty")))
+            content = {"string": turn.text, "parts": [{"type": "text", "text": turn.text}],
+                       "refusal": [{"type": "refusal", "refusal": turn.text}], "empty": ""}[kind]
+            message: Json = {"role": "assistant", "content": content}
             if turn.thinking:  # some clients echo reasoning back; it must be ignored
                 message["reasoning_content"] = turn.thinking
             messages.append(message)
@@ -573,6 +596,11 @@ def chat_requests(draw: st.DrawFn) -> Json:
 # -- Responses ------------------------------------------------------------------------
 
 
+LONG_NAMESPACE = "mcp__" + "corporate_knowledge_base_and_document_search_srv" + "__"
+_NAMESPACES = st.lists(st.sampled_from(("mcp__docs__", "mcp__github__", "crm", LONG_NAMESPACE)), max_size=2, unique=True)
+_INNER_TOOLS = st.lists(st.sampled_from(("search", "fetch", "create_issue")), min_size=1, max_size=2, unique=True)
+
+
 @st.composite
 def _responses_tools(draw: st.DrawFn) -> tuple[list[Json], list[Tool]]:
     """Declared tools (function, custom, namespace, hosted) and the ones a call may name."""
@@ -595,9 +623,10 @@ def _responses_tools(draw: st.DrawFn) -> tuple[list[Json], list[Tool]]:
         declared.append({"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
                          "format": fmt})
         callable_tools.append(Tool("apply_patch", None, None, custom=True, grammar=grammar))
-    if one_in(draw, 3):
-        namespace = draw(st.sampled_from(("mcp__docs__", "mcp__github__", "crm")))
-        inner = draw(st.lists(st.sampled_from(("search", "fetch", "create_issue")), min_size=1, max_size=2, unique=True))
+    # Codex CLI's MCP servers: equal inner names in two namespaces; a long server
+    # name makes the flat name (namespace + tool) longer than 64 characters.
+    for namespace in draw(_NAMESPACES):
+        inner = draw(_INNER_TOOLS)
         declared.append({"type": "namespace", "name": namespace, "description": "MCP server", "tools": [
             {"type": "function", "name": n, "description": f"{n} things",
              "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}} for n in inner]})
@@ -614,6 +643,8 @@ def _responses_user_parts(parts: list[Any]) -> list[Json]:
             out.append({"type": "input_text", "text": part})
         elif isinstance(part, Image):
             out.append({"type": "input_image", "image_url": part.data_url(), "detail": "auto"})
+        elif part.url:
+            out.append({"type": "input_file", "file_url": part.data})
         else:
             out.append({"type": "input_file", "filename": "doc.pdf",
                         "file_data": f"data:application/pdf;base64,{part.data}"})
@@ -635,7 +666,7 @@ def _reasoning_item(text: str, kind: str, n: int) -> Json:
 @st.composite
 def responses_requests(draw: st.DrawFn) -> Json:
     declared, callable_tools = draw(_responses_tools())
-    plan = draw(plans(callable_tools))
+    plan = draw(plans(callable_tools, greeting_ok=True))
     items: list[Json] = []
 
     def message(role: str, content: Any) -> Json:
@@ -651,6 +682,8 @@ def responses_requests(draw: st.DrawFn) -> Json:
     for n, turn in enumerate(plan.turns):
         if isinstance(turn, UserTurn):
             parts = _responses_user_parts(turn.parts)
+            if one_in(draw, 6):  # editors leave empty parts behind
+                parts.insert(draw(st.integers(0, len(parts))), {"type": "input_text", "text": draw(_BLANK)})
             single = len(parts) == 1 and parts[0]["type"] == "input_text"
             items.append(message("user", parts[0]["text"] if single and draw(BOOL) else parts))
         elif isinstance(turn, SystemTurn):
@@ -658,8 +691,9 @@ def responses_requests(draw: st.DrawFn) -> Json:
         elif isinstance(turn, AssistantText):
             if turn.thinking is not None:
                 items.append(_reasoning_item(turn.thinking, draw(st.sampled_from(("openai", "anthropic"))), n))
+            text = "" if one_in(draw, 10) else turn.text  # an answer that was all tool calls upstream
             items.append({"type": "message", "role": "assistant", "id": f"msg_{n:04d}", "status": "completed",
-                          "content": [{"type": "output_text", "text": turn.text, "annotations": []}]})
+                          "content": [{"type": "output_text", "text": text, "annotations": []}]})
         else:
             style = draw(st.sampled_from(("call", "call", "toolu", "long")))
             ids = [call_id(c, style) for c in turn.calls]
@@ -683,8 +717,7 @@ def responses_requests(draw: st.DrawFn) -> Json:
                 result = c.result
                 output: Any = result.text
                 if result.image:
-                    output = [{"type": "input_text", "text": result.text},
-                              *_responses_user_parts([result.image])]
+                    output = _responses_user_parts([t for t in (result.text, result.image) if t])
                 kind = "custom_tool_call_output" if c.tool.custom else "function_call_output"
                 outputs.append({"type": kind, "call_id": i, "output": output})
             if turn.interleaved:

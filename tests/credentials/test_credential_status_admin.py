@@ -1,0 +1,85 @@
+"""The credentials page at a glance, and its refresh / test / enable actions."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANGELIST = "/admin/credentials/credential/"
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", "", "pw")
+    client.force_login(user)
+    return client
+
+
+def act(admin_client, action, credential):
+    return admin_client.post(CHANGELIST, {"action": action, "_selected_action": [credential.pk]}, follow=True)
+
+
+def test_changelist_shows_state_expiry_windows_and_24h_usage_but_no_tokens(admin_client, credential_factory, api_key_factory):
+    from gateway.models import UsageRecord
+
+    cooling = credential_factory(cooldown_until=timezone.now() + timezone.timedelta(minutes=10))
+    cooling.windows = {"5h": {"utilization": 0.42, "reset": time.time() + 3600}, "7d": {"utilization": 0.9}}
+    cooling.save()
+    relogin = credential_factory(status="needs_relogin", status_reason="refresh failed: invalid_grant")
+    key, _ = api_key_factory()
+    UsageRecord.objects.create(created_at=timezone.now(), api_key=key, credential=cooling, endpoint="messages",
+                               input_tokens=100, output_tokens=20)
+    UsageRecord.objects.create(created_at=timezone.now() - timezone.timedelta(days=2), credential=cooling,
+                               endpoint="messages", input_tokens=999)
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "cooling down until" in page and "Needs re-login: refresh failed: invalid_grant" in page
+    assert "5h 42%" in page and "7d 90%" in page and "resets" in page
+    assert ">120<" in page  # tokens of the last 24 hours only
+    for credential in (cooling, relogin):
+        assert credential.access_token not in page and credential.refresh_token not in page
+
+
+def test_refresh_now_action_rotates_tokens(admin_client, credential_factory, fake):
+    fake.reset()
+    credential = credential_factory()
+    old = credential.refresh_token
+    page = act(admin_client, "refresh_now", credential).content.decode()
+    credential.refresh_from_db()
+    assert "refreshed, expires" in page
+    assert credential.refresh_token != old and credential.token_version == 1
+    assert credential.access_token not in page
+
+
+def test_refresh_now_reports_a_dead_refresh_token(admin_client, credential_factory, fake):
+    fake.reset()
+    credential = credential_factory()
+    fake.expire_refresh_token(credential.refresh_token)
+    page = act(admin_client, "refresh_now", credential).content.decode()
+    credential.refresh_from_db()
+    assert "needs re-login" in page and credential.status == "needs_relogin"
+
+
+def test_test_action_sends_a_tiny_real_request(admin_client, credential_factory, fake):
+    fake.reset()
+    good = credential_factory()
+    page = act(admin_client, "test_request", good).content.decode()
+    assert "200 answered" in page
+    assert fake.requests("claude")[-1].json["max_tokens"] == 1
+    codex = credential_factory("codex")
+    assert "200 answered" in act(admin_client, "test_request", codex).content.decode()
+    fake.expire_access_token(good.access_token)
+    page = act(admin_client, "test_request", good).content.decode()
+    assert "401" in page and "expired" in page
+
+
+def test_disable_and_enable_actions(admin_client, credential_factory):
+    credential = credential_factory()
+    act(admin_client, "disable", credential)
+    credential.refresh_from_db()
+    assert credential.status == "disabled"
+    act(admin_client, "enable", credential)
+    credential.refresh_from_db()
+    assert credential.status == "active"
