@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from credentials.crypto import EncryptedTextField
+from credentials.oauth import TokenSet
 
 
 class Provider(models.TextChoices):
@@ -57,6 +58,16 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.label or self.email or self.account_id or self.pk}"
+
+    def apply_tokens(self, tokens: TokenSet) -> None:
+        """Take what a token endpoint or token file said; fields it left out keep their values."""
+        self.access_token = tokens.access_token
+        self.refresh_token = tokens.refresh_token or self.refresh_token
+        self.id_token = tokens.id_token or self.id_token
+        self.expires_at = tokens.expires_at
+        self.email = tokens.email or self.email
+        self.account_id = tokens.account_id or self.account_id
+        self.plan = tokens.plan or self.plan
 
     def is_usable(self, now: datetime) -> bool:
         return self.status == self.Status.ACTIVE and not (self.cooldown_until and self.cooldown_until > now)

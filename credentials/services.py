@@ -36,13 +36,7 @@ def save_tokens(credential_id: int, tokens: TokenSet) -> Credential:
     now = timezone.now()
     with transaction.atomic():
         credential = Credential.objects.select_for_update().get(id=credential_id)
-        credential.access_token = tokens.access_token
-        credential.refresh_token = tokens.refresh_token or credential.refresh_token
-        credential.id_token = tokens.id_token or credential.id_token
-        credential.expires_at = tokens.expires_at
-        credential.email = tokens.email or credential.email
-        credential.account_id = tokens.account_id or credential.account_id
-        credential.plan = tokens.plan or credential.plan
+        credential.apply_tokens(tokens)
         credential.token_version = F("token_version") + 1
         credential.refresh_lock_until = None
         credential.last_refresh_at = now
@@ -106,13 +100,7 @@ def upsert(provider: str, tokens: TokenSet, *, label: str = "") -> tuple[Credent
         credential = Credential.objects.select_for_update().filter(match).first()
         created = credential is None
         credential = credential or Credential(provider=provider)
-        credential.access_token = tokens.access_token
-        credential.refresh_token = tokens.refresh_token or credential.refresh_token
-        credential.id_token = tokens.id_token or credential.id_token
-        credential.expires_at = tokens.expires_at
-        credential.email = tokens.email or credential.email
-        credential.account_id = tokens.account_id or credential.account_id
-        credential.plan = tokens.plan or credential.plan
+        credential.apply_tokens(tokens)
         credential.label = label or credential.label or tokens.email
         credential.status, credential.status_reason = Credential.Status.ACTIVE, ""
         credential.cooldown_until = None

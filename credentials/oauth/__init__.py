@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 
 class OAuthError(Exception):
     def __init__(self, message: str, *, code: str = "", status: int = 0) -> None:
@@ -55,6 +57,18 @@ class Pkce:
         verifier = _b64url(secrets.token_bytes(32))
         challenge = _b64url(hashlib.sha256(verifier.encode()).digest())
         return cls(verifier, challenge, _b64url(secrets.token_bytes(32)))
+
+
+async def post_token_request(client: "httpx.AsyncClient", url: str, **kwargs: Any) -> tuple[int, Any]:
+    """POST to a token endpoint: (status, parsed JSON or {}). Network failures are transient errors."""
+    try:
+        response = await client.post(url, headers={"accept": "application/json"}, **kwargs)
+    except httpx.HTTPError as exc:
+        raise TransientOAuthError(f"token endpoint unreachable ({type(exc).__name__})") from None
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {}
 
 
 def _b64url(raw: bytes) -> str:

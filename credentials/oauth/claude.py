@@ -9,7 +9,9 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from credentials.oauth import OAuthError, PermanentOAuthError, Pkce, TokenSet, TransientOAuthError
+from credentials.oauth import (
+    OAuthError, PermanentOAuthError, Pkce, TokenSet, TransientOAuthError, post_token_request,
+)
 
 CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 AUTHORIZE_URL = "https://claude.ai/oauth/authorize"
@@ -57,23 +59,15 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
 
 
 async def _post(client: httpx.AsyncClient, payload: dict[str, str]) -> dict[str, Any]:
-    try:
-        response = await client.post(settings.PROXYHUB_CLAUDE_TOKEN_URL, json=payload,
-                                     headers={"accept": "application/json"})
-    except httpx.HTTPError as exc:
-        raise TransientOAuthError(f"token endpoint unreachable ({type(exc).__name__})") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = {}
-    if response.status_code == 200 and isinstance(data, dict) and data.get("access_token"):
+    status, data = await post_token_request(client, settings.PROXYHUB_CLAUDE_TOKEN_URL, json=payload)
+    if status == 200 and isinstance(data, dict) and data.get("access_token"):
         return data
     code = str(data.get("error", "")) if isinstance(data, dict) else ""
     description = str(data.get("error_description", "")) if isinstance(data, dict) else ""
-    message = f"token endpoint answered {response.status_code} {code} {description}".strip()
-    if code == "invalid_grant" or response.status_code in (400, 401, 403) and code:
-        raise PermanentOAuthError(message, code=code, status=response.status_code)
-    raise TransientOAuthError(message, code=code, status=response.status_code)
+    message = f"token endpoint answered {status} {code} {description}".strip()
+    if code == "invalid_grant" or status in (400, 401, 403) and code:
+        raise PermanentOAuthError(message, code=code, status=status)
+    raise TransientOAuthError(message, code=code, status=status)
 
 
 def _token_set(data: dict[str, Any], previous_refresh: str) -> TokenSet:

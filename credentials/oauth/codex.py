@@ -9,7 +9,9 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from credentials.oauth import OAuthError, PermanentOAuthError, Pkce, TokenSet, TransientOAuthError, jwt_claims
+from credentials.oauth import (
+    OAuthError, PermanentOAuthError, Pkce, TokenSet, TransientOAuthError, jwt_claims, post_token_request,
+)
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 AUTHORIZE_URL = "https://auth.openai.com/oauth/authorize"
@@ -54,21 +56,14 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
 
 
 async def _post(client: httpx.AsyncClient, form: dict[str, str]) -> dict[str, Any]:
-    try:
-        response = await client.post(settings.PROXYHUB_CODEX_TOKEN_URL, data=form, headers={"accept": "application/json"})
-    except httpx.HTTPError as exc:
-        raise TransientOAuthError(f"token endpoint unreachable ({type(exc).__name__})") from None
-    try:
-        data = response.json()
-    except ValueError:
-        data = {}
-    if response.status_code == 200 and isinstance(data, dict):
+    status, data = await post_token_request(client, settings.PROXYHUB_CODEX_TOKEN_URL, data=form)
+    if status == 200 and isinstance(data, dict):
         return data
     code, message = _error_code(data)
-    text = f"token endpoint answered {response.status_code} {code} {message}".strip()
-    if code in PERMANENT_CODES or response.status_code == 401:
-        raise PermanentOAuthError(text, code=code, status=response.status_code)
-    raise TransientOAuthError(text, code=code, status=response.status_code)
+    text = f"token endpoint answered {status} {code} {message}".strip()
+    if code in PERMANENT_CODES or status == 401:
+        raise PermanentOAuthError(text, code=code, status=status)
+    raise TransientOAuthError(text, code=code, status=status)
 
 
 def _error_code(data: Any) -> tuple[str, str]:
