@@ -171,3 +171,73 @@ def test_a_credentials_proxy_carries_its_upstream_calls_and_refreshes(gateway, k
     upstream = urlsplit(fake.claude_base_url).netloc
     token_endpoint = urlsplit(fake.claude_token_url).netloc
     assert upstream in proxy.seen() and token_endpoint in proxy.seen()
+
+
+def _served_tokens(fake):
+    return [r.headers["authorization"].split()[1] for r in fake.requests("claude") if r.status == 200]
+
+
+def test_sticky_strategy_keeps_a_claude_code_session_on_one_account(gateway, key, credential_factory, fake, settings):
+    import json as _json
+
+    settings.PROXYHUB_POOL_STRATEGY = "sticky"
+    accounts = [credential_factory() for _ in range(3)]
+
+    def session_body(session):
+        user_id = _json.dumps({"device_id": "d", "account_uuid": "a", "session_id": session})
+        return {**BODY, "metadata": {"user_id": user_id}}
+
+    for _ in range(4):
+        assert post(gateway, key, session_body("conv-1")).status_code == 200
+    assert len(set(_served_tokens(fake))) == 1
+    home = _served_tokens(fake)[0]
+    fake.reset()
+    fake.add_fault("claude", "rate_limited", token=home, times=1, retry_after=600)
+    assert post(gateway, key, session_body("conv-1")).status_code == 200
+    moved = _served_tokens(fake)
+    assert moved and home not in moved  # moved at once, on the same request
+    spread = set()
+    for i in range(12):
+        post(gateway, key, session_body(f"conv-spread-{i}"))
+    spread = set(_served_tokens(fake))
+    assert len(spread) > 1 and {a.access_token for a in accounts} >= spread
+
+
+def test_priority_strategy_fills_the_preferred_account_first(gateway, key, credential_factory, fake, settings):
+    settings.PROXYHUB_POOL_STRATEGY = "priority"
+    credential_factory(priority=0)
+    preferred = credential_factory(priority=10)
+    for _ in range(3):
+        assert post(gateway, key).status_code == 200
+    assert set(_served_tokens(fake)) == {preferred.access_token}
+
+
+def test_round_robin_spreads_requests_over_accounts(gateway, key, credential_factory, fake):
+    accounts = [credential_factory() for _ in range(2)]
+    for _ in range(4):
+        assert post(gateway, key).status_code == 200
+    assert sorted(_served_tokens(fake)) == sorted([a.access_token for a in accounts] * 2)
+
+
+def test_background_refresh_renews_tokens_before_they_expire(gateway, credential_factory, fake):
+    from asgiref.sync import async_to_sync
+
+    from credentials.refresh import aclose_client, arefresh_due
+
+    soon = credential_factory(expires_in=120)
+    later = credential_factory(expires_in=7200)
+    dead = credential_factory(expires_in=60)
+    fake.expire_refresh_token(dead.refresh_token)
+
+    async def run():
+        try:
+            return await arefresh_due(300)
+        finally:
+            await aclose_client()
+
+    outcomes = async_to_sync(run)()
+    assert outcomes == {soon.pk: "refreshed", dead.pk: "needs re-login"}
+    for c in (soon, later, dead):
+        c.refresh_from_db()
+    assert soon.token_version == 1 and later.token_version == 0
+    assert dead.status == "needs_relogin"

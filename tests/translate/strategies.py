@@ -755,10 +755,11 @@ _ANTHROPIC_OPTIONAL = st.fixed_dictionaries({}, optional={
     "service_tier": st.sampled_from(("auto", "standard_only")),
 })
 
+_STOP = SHORT_TEXT | st.just("\n")  # stop=["\n"] is common; Anthropic refuses blank stop sequences
 _CHAT_OPTIONAL = st.fixed_dictionaries({}, optional={
     "temperature": st.floats(0, 2),
     "top_p": st.floats(0, 1),
-    "stop": st.one_of(SHORT_TEXT, st.lists(SHORT_TEXT, min_size=1, max_size=4)),
+    "stop": st.one_of(_STOP, st.lists(_STOP, min_size=1, max_size=4)),
     "reasoning_effort": st.sampled_from(EFFORTS),
     "n": st.just(1),
     "seed": st.integers(0, 2**31),

@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any, Callable
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -214,3 +215,73 @@ def _api_valid_subset(body: Json) -> bool:
 def test_the_anthropic_strategy_draws_requests_the_messages_api_accepts(body: Json) -> None:
     """The strategy is sound: its requests are valid Messages requests."""
     assert validate_messages_body(json.loads(json.dumps(body)), oauth=False) is None
+
+
+# -- regressions for the bugs these properties found ------------------------------------
+
+CLAUDE = Target("claude-sonnet-4-5-20250929")
+
+
+def test_claude_code_history_with_a_gpt_tool_turn_turns_thinking_off() -> None:
+    """A Claude Code conversation whose last tool round came from a GPT model (through the
+    gateway, so its thinking is signed ``openai:...``): that block is dropped for Claude, and
+    thinking must go too, or Claude refuses the unsigned tool_use turn (PROTOCOLS.md §6.11.8)."""
+    body = {
+        "model": "claude-sonnet-4-5-20250929", "max_tokens": 32000, "stream": True,
+        "thinking": {"type": "adaptive"}, "output_config": {"effort": "high"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
+        "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}],
+        "messages": [
+            {"role": "user", "content": "List files"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "ls", "signature": "openai:enc_0123"},
+                {"type": "tool_use", "id": "call_a1", "name": "Bash", "input": {"command": "ls"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_a1", "content": "a.txt"}]},
+        ],
+    }
+    out = upstream_body("anthropic", "claude", body, CLAUDE)
+    assert validate("claude", out) is None
+    assert "thinking" not in out and "context_management" not in out
+    assert out["messages"][1]["content"] == [body["messages"][1]["content"][1]]
+    assert out["output_config"] == {"effort": "high"}
+
+
+def test_signed_claude_thinking_keeps_thinking_on_after_foreign_blocks_are_dropped() -> None:
+    body = {
+        "model": "claude-sonnet-4-5-20250929", "max_tokens": 32000, "thinking": {"type": "adaptive"},
+        "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {}}}],
+        "messages": [
+            {"role": "user", "content": "Go"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "", "signature": "openai:enc_1"},
+                                              {"type": "text", "text": "Earlier GPT answer"}]},
+            {"role": "user", "content": "Now run it"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "run", "signature": gen.sign_thinking("run")},
+                {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "ok"}]},
+        ],
+    }
+    out = upstream_body("anthropic", "claude", body, CLAUDE)
+    assert validate("claude", out) is None
+    assert out["thinking"] == {"type": "adaptive"}
+    assert out["messages"][1]["content"] == [{"type": "text", "text": "Earlier GPT answer"}]
+
+
+@pytest.mark.parametrize("client_format", ["chat", "responses"])
+def test_a_conversation_opening_with_an_assistant_greeting_gets_a_user_turn_first(client_format: str) -> None:
+    """OpenAI formats allow an assistant message first (a chat UI's greeting); Anthropic
+    needs a user turn first (PROTOCOLS.md §6.11.6), so a neutral one is put in front."""
+    greeting, question = "Hello! How can I help?", "What is 2+2?"
+    if client_format == "chat":
+        body: Json = {"model": "m", "messages": [{"role": "system", "content": "Be brief."},
+                                                  {"role": "assistant", "content": greeting},
+                                                  {"role": "user", "content": question}]}
+    else:
+        body = {"model": "m", "instructions": "Be brief.", "input": [
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": greeting}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}]}
+    out = upstream_body(client_format, "claude", body, CLAUDE)
+    assert validate("claude", out) is None
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]
+    assert out["messages"][0]["content"] == [{"type": "text", "text": "."}]
+    assert out["messages"][1]["content"] == [{"type": "text", "text": greeting}]
