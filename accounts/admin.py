@@ -1,15 +1,21 @@
-"""API keys in the admin: issuing shows the key once; only the prefix is shown after."""
+"""API keys in the admin: issuing shows the key once; only the prefix is shown after.
+
+The change page links to the key's client configs (downloads mounted here by
+get_urls()) and to its usage in the staff usage report (/admin/usage/).
+"""
 from __future__ import annotations
 
+from functools import partial, update_wrapper
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, path
 from django.utils import timezone
 
-from accounts import keys
+from accounts import keys, views
 from accounts.models import ApiKey
 from accounts.services import digest
 
@@ -40,6 +46,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ("prefix", "name", "user__username", "user__email")
     raw_id_fields = ("user",)
     actions = ("revoke",)
+    # Adds links to the key's configs and usage (templates/accounts/apikey_change_form.html).
+    change_form_template = "accounts/apikey_change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = update_wrapper(partial(views.admin_key_config, model_admin=self), views.admin_key_config)
+        # First: the default "<path:object_id>/" pattern would swallow it.
+        return [
+            path("<path:object_id>/config/<str:fmt>/", self.admin_site.admin_view(view),
+                 name="accounts_apikey_config"),
+            *super().get_urls(),
+        ]
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if lookup.startswith("digest"):

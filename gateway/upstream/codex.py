@@ -26,6 +26,9 @@ class Codex:
         """The request for ``body`` (a Responses body already through codex_body.prepare)."""
         session = (client_headers.get("session_id") or client_headers.get("session-id")
                    or body.get("prompt_cache_key") or _session_uuid(session_seed))
+        if not body.get("prompt_cache_key"):
+            # The backend caches prompts per key; without one, every request is a cold start.
+            body = {**body, "prompt_cache_key": str(session)}
         headers = {
             "authorization": f"Bearer {credential.access_token}",
             "chatgpt-account-id": credential.account_id,

@@ -27,17 +27,6 @@ MODEL = "gpt-5.5"
 PATHS = {"responses": "/v1/responses", "chat": "/v1/chat/completions", "anthropic": "/v1/messages"}
 
 
-@pytest.fixture(autouse=True)
-def _settle_usage(gateway):
-    """Let the last request's usage record be queued before the gateway fixture drains and flushes.
-
-    The relay records usage just after the last byte reached the client; without
-    this pause a record can land after the database was reset, in the next test.
-    """
-    yield
-    time.sleep(0.05)
-
-
 @pytest.fixture
 def key(api_key_factory):
     return api_key_factory(models=["gpt-*"])[1]

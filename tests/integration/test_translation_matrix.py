@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,17 +49,6 @@ MANUAL_BUDGET = 2048  # -> reasoning effort "medium" (PROTOCOLS.md §6.10)
 PROMPTS = {"text": "Hello matrix", "tool": "Use the tool for Paris", "reasoning": "Think about matrices"}
 TOOL_RESULT = "18C, cloudy"
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-
-
-@pytest.fixture(autouse=True)
-def _settle_usage(gateway):
-    """Let the last request's usage record be queued before the gateway fixture drains and flushes.
-
-    The relay records usage just after the last byte reached the client; without
-    this pause a record can land after the database was reset, in the next test.
-    """
-    yield
-    time.sleep(0.05)
 
 
 @pytest.fixture

@@ -1,0 +1,66 @@
+"""A logged-in teammate, a second one, staff, and the seeded model catalog."""
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Any, Callable
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+SEED = importlib.import_module("credentials.migrations.0002_seed_models").MODELS
+
+
+@pytest.fixture
+def catalog(db: None) -> None:
+    """The seeded catalog (a transactional test elsewhere may have flushed the migration's rows)."""
+    from credentials.models import Model
+
+    for name, display, provider, max_out, adaptive, aliases in SEED:
+        Model.objects.get_or_create(name=name, defaults={
+            "display_name": display, "provider": provider, "max_output_tokens": max_out,
+            "adaptive_thinking": adaptive, "aliases": aliases})
+
+
+@pytest.fixture
+def alice(db: None, django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user("alice", password="alice-pw")
+
+
+@pytest.fixture
+def bob(db: None, django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user("bob", password="bob-pw")
+
+
+@pytest.fixture
+def alice_client(alice: Any) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob: Any) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture
+def staff_client(db: None, django_user_model: Any) -> Client:
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("root", "", "pw"))
+    return client
+
+
+@pytest.fixture
+def usage_factory(db: None) -> Callable[..., Any]:
+    from gateway.models import UsageRecord
+
+    def make(api_key: Any, model: str = "claude-sonnet-4-6", *, at: datetime | None = None, **tokens: int) -> Any:
+        return UsageRecord.objects.create(
+            created_at=at or timezone.now(), api_key=api_key, user=api_key.user, key_prefix=api_key.prefix,
+            endpoint="messages", requested_model=model, **tokens)
+
+    return make
