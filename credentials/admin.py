@@ -8,7 +8,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.urls import URLPattern
-from django.utils.html import format_html
 
 from credentials.models import Credential, Model
 from credentials.refresh import RefreshFailed, refresh_now

@@ -5,7 +5,6 @@ usage is recorded from what the upstream reported (PROTOCOLS.md §6.9).
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gateway.formats.sse import Event
@@ -38,24 +37,24 @@ class UsageMeter:
 
     def _feed_anthropic(self, name: str, event: Event) -> None:
         if name == "message_start":
-            self.usage = Usage.from_anthropic((_json(event).get("message") or {}).get("usage"))
+            self.usage = Usage.from_anthropic(((event.object() or {}).get("message") or {}).get("usage"))
         elif name == "message_delta":
-            self.usage.update_anthropic(_json(event).get("usage"))
+            self.usage.update_anthropic((event.object() or {}).get("usage"))
         elif name == "error":
-            self.error_type = str((_json(event).get("error") or {}).get("type") or "error")
+            self.error_type = str(((event.object() or {}).get("error") or {}).get("type") or "error")
 
     def _feed_responses(self, name: str, event: Event) -> None:
         if name in ("response.completed", "response.incomplete", "response.failed"):
-            data = _json(event)
+            data = (event.object() or {})
             response = data.get("response") or {}
             self.usage = Usage.from_responses(response.get("usage"))
             if name == "response.failed":
                 self.error_type = str((response.get("error") or {}).get("code") or "failed")
             self.last_sequence = int(data.get("sequence_number", self.last_sequence))
         elif name == "error":
-            self.error_type = str(_json(event).get("code") or "error")
+            self.error_type = str((event.object() or {}).get("code") or "error")
         elif '"sequence_number"' in event.data:
-            self.last_sequence = int(_json(event).get("sequence_number", self.last_sequence))
+            self.last_sequence = int((event.object() or {}).get("sequence_number", self.last_sequence))
 
     def body(self, obj: dict[str, Any]) -> None:
         """Read usage from a whole (non-stream) upstream body."""
@@ -65,10 +64,3 @@ class UsageMeter:
             self.usage = Usage.from_responses(obj.get("usage"))
         self.terminal = True
 
-
-def _json(event: Event) -> dict[str, Any]:
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

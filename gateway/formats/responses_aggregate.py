@@ -45,11 +45,8 @@ class ResponseAggregator:
     def feed(self, event: Event) -> None:
         if self._response is not None or self._error is not None:
             return
-        try:
-            data = event.json()
-        except ValueError:
-            return
-        if not isinstance(data, dict):
+        data = event.object()
+        if data is None:
             return
         kind = data.get("type") or event.event
         if kind == "response.output_item.done" and isinstance(data.get("item"), dict):

@@ -20,6 +20,16 @@ class Event:
     def json(self) -> Any:
         return json.loads(self.data)
 
+    def object(self) -> dict[str, Any] | None:
+        """The data as a JSON object, or None when it is not one (empty, malformed, a list)."""
+        if not self.data:
+            return None
+        try:
+            data = json.loads(self.data)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
 
 class SSEParser:
     """Buffers bytes until a blank line and yields each complete event.

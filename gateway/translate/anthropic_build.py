@@ -19,7 +19,6 @@ import json
 import re
 from typing import Any, Iterable, TypedDict
 
-from gateway.formats.sse import Event
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import EFFORT_TO_BUDGET, TOOL_NAME_LIMIT, Target, adaptive_effort, shorten_tool_names
 
@@ -379,17 +378,6 @@ def max_tokens(value: Any, target: Target) -> int:
 def as_dict(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else ``{}``: for optional nested client fields."""
     return value if isinstance(value, dict) else {}
-
-
-def event_data(event: Event) -> dict[str, Any] | None:
-    """An upstream SSE event's JSON object, or None when it has none (or is not JSON)."""
-    if not event.data:
-        return None
-    try:
-        data = event.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def drop_final_thinking(body: dict[str, Any]) -> None:

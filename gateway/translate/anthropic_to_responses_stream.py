@@ -145,11 +145,8 @@ class StreamTranslator:
     def feed(self, event: Event) -> list[bytes]:
         if self._done:
             return []
-        try:
-            data = event.json()
-        except ValueError:
-            return []
-        if not isinstance(data, dict):
+        data = event.object()
+        if data is None:
             return []
         data.setdefault("type", event.event)
         index = data.get("output_index")

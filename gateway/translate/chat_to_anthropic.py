@@ -226,7 +226,7 @@ class StreamTranslator:
 
     def feed(self, event: Event) -> list[bytes]:
         """Chat SSE bytes for one upstream event; unknown events and ``ping`` give none."""
-        data = build.event_data(event)
+        data = event.object()
         if self.done or data is None:
             return []
         handler = {

@@ -112,11 +112,8 @@ class StreamTranslator:
     def feed(self, event: Event) -> list[bytes]:
         if self._done:
             return []
-        try:
-            data = event.json()
-        except ValueError:
-            return []
-        if not isinstance(data, dict):
+        data = event.object()
+        if data is None:
             return []
         handler = _HANDLERS.get(str(data.get("type") or event.event))
         return handler(self, data) if handler else []

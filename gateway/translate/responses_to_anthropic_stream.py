@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gateway.formats.sse import Event, named_event
-from gateway.translate import anthropic_build as build
 from gateway.translate import responses_output as out
 from gateway.translate.mapping import Usage, anthropic_to_responses_status
 
@@ -68,7 +67,7 @@ class StreamTranslator:
 
     def feed(self, event: Event) -> list[bytes]:
         """Responses SSE bytes for one upstream event; unknown events and ``ping`` give none."""
-        data = build.event_data(event)
+        data = event.object()
         if self.done or data is None:
             return []
         handlers: dict[str, Callable[[dict[str, Any]], list[bytes]]] = {

@@ -51,8 +51,8 @@ class RenamingStream:
         self.next_sequence = 0
 
     def feed(self, event: Event) -> list[bytes]:
-        data = event.json()
-        if not isinstance(data, dict) or "type" not in data:
+        data = event.object()
+        if data is None or "type" not in data:
             return []
         self.next_sequence = int(data.get("sequence_number", self.next_sequence - 1)) + 1
         self.done = self.done or data["type"] in _TERMINAL

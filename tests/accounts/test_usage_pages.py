@@ -1,0 +1,114 @@
+"""/me/usage/: a teammate's own last 30 days, per day and model, with a chart and CSV."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from gateway import reports
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(api_key_factory, usage_factory):
+    """alice: two keys, four recent records and one too old; bob: one record."""
+    now = timezone.now()
+    laptop, _ = api_key_factory("alice", name="laptop")
+    ci, _ = api_key_factory("alice", name="ci")
+    bobs, _ = api_key_factory("bob")
+    usage_factory(laptop, "claude-sonnet-4-6", input_tokens=100, output_tokens=10, cache_read_tokens=1000,
+                  cache_write_tokens=50)
+    usage_factory(laptop, "claude-sonnet-4-6", input_tokens=200, output_tokens=20)
+    usage_factory(ci, "gpt-5.5", at=now - timedelta(days=2), input_tokens=7, output_tokens=3)
+    usage_factory(ci, "gpt-5.5", at=now - timedelta(days=40), input_tokens=99999)
+    usage_factory(bobs, "gpt-5.4", input_tokens=55555, output_tokens=44444)
+    return {"laptop": laptop, "ci": ci, "bob": bobs, "today": timezone.localdate(now)}
+
+
+def test_usage_page_totals_match_the_records(alice_client, world):
+    response = alice_client.get("/me/usage/")
+    assert response.status_code == 200
+    by_model = {r["model"]: r for r in response.context["models"]}
+    assert by_model == {
+        "claude-sonnet-4-6": {"model": "claude-sonnet-4-6", "requests": 2, "input_tokens": 300,
+                              "output_tokens": 30, "cache_read_tokens": 1000, "cache_write_tokens": 50},
+        "gpt-5.5": {"model": "gpt-5.5", "requests": 1, "input_tokens": 7, "output_tokens": 3,
+                    "cache_read_tokens": 0, "cache_write_tokens": 0},
+    }
+    assert response.context["total"] == {"requests": 3, "input_tokens": 307, "output_tokens": 33,
+                                         "cache_read_tokens": 1000, "cache_write_tokens": 50}
+    days = {d["day"]: d for d in response.context["days"]}
+    assert len(days) == 30 and max(days) == world["today"].isoformat()
+    assert days[world["today"].isoformat()]["requests"] == 2
+    assert days[(world["today"] - timedelta(days=2)).isoformat()]["input_tokens"] == 7
+    page = response.content.decode()
+    assert ">307<" in page and ">1000<" in page and "claude-sonnet-4-6" in page
+
+
+def test_usage_page_never_shows_another_teammates_usage(alice_client, world):
+    page = alice_client.get("/me/usage/").content.decode()
+    assert "55555" not in page and "gpt-5.4" not in page and "99999" not in page
+    assert world["bob"].prefix not in page
+
+
+def test_usage_page_narrows_to_one_own_key(alice_client, world):
+    response = alice_client.get(f"/me/usage/?key={world['ci'].pk}")
+    assert [r["model"] for r in response.context["models"]] == ["gpt-5.5"]
+    assert response.context["total"]["requests"] == 1
+
+
+def test_chart_is_inline_svg_with_a_bar_per_day_and_no_script(alice_client, world):
+    page = alice_client.get("/me/usage/").content.decode()
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert svg.count("<rect") == 30
+    assert "<script" not in page and "http://" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    busiest = f"{world['today'].isoformat()}: 2 requests, 1380 tokens"
+    assert busiest in svg
+
+
+def test_csv_export_has_one_line_per_day_and_model(alice_client, world):
+    response = alice_client.get("/me/usage/csv/")
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [(r["day"], r["model"], r["requests"], r["input_tokens"]) for r in rows] == [
+        ((world["today"] - timedelta(days=2)).isoformat(), "gpt-5.5", "1", "7"),
+        (world["today"].isoformat(), "claude-sonnet-4-6", "2", "300"),
+    ]
+    assert list(rows[0]) == ["day", "model", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
+                             "cache_write_tokens"]
+
+
+def test_csv_export_of_a_teammate_with_no_usage_is_just_the_header(bob_client):
+    assert bob_client.get("/me/usage/csv/").content.decode() == (
+        "day,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens\n")
+
+
+def test_pages_cost_a_fixed_number_of_queries(alice_client, world, api_key_factory, usage_factory,
+                                             django_assert_max_num_queries):
+    for n in range(5):
+        extra, _ = api_key_factory("alice", name=f"k{n}")
+        usage_factory(extra, f"model-{n}", input_tokens=1)
+    with django_assert_max_num_queries(8):
+        alice_client.get("/me/usage/")
+    with django_assert_max_num_queries(8):
+        alice_client.get("/me/")
+
+
+def test_daily_totals_fill_days_without_usage_with_zeros(world):
+    since = reports.period_start("7d")
+    days = reports.daily_totals(since=since, user=world["laptop"].user)
+    assert len(days) == 7 and [d["requests"] for d in days] == [0, 0, 0, 0, 1, 0, 2]
+
+
+def test_day_chart_scales_bars_to_the_busiest_day():
+    days = [{"day": f"2026-01-0{i}", "requests": 1, "input_tokens": t, "output_tokens": 0, "cache_read_tokens": 0,
+             "cache_write_tokens": 0} for i, t in ((1, 0), (2, 50), (3, 100))]
+    chart = reports.day_chart(days, width=300, height=101)
+    assert [b.height for b in chart.bars] == [0, 50, 100]
+    assert [b.y for b in chart.bars] == [101, 51, 1]
+    assert chart.peak == 100 and chart.first_label == "2026-01-01"
