@@ -60,7 +60,7 @@ async def gateway_application(scope: Scope, receive: Receive, send: Send) -> Non
     if method == "POST" and path in POST_ROUTES:
         endpoint, client_format = POST_ROUTES[path]
         request.client_format = client_format
-        await _generate(request, endpoint, receive, send)
+        await _generate_safely(request, endpoint, receive, send)
     elif method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
         await _models(request, receive, send)
     elif method == "GET" and path in ("/v1/responses", "/backend-api/codex/responses"):
@@ -75,6 +75,24 @@ async def gateway_application(scope: Scope, receive: Receive, send: Send) -> Non
                          headers={"allow": "GET" if path == "/v1/models" else "POST"})
     else:
         await send_error(send, _format_for(path, request.headers), 404, f"Unknown endpoint {method} {path}.")
+
+
+async def _generate_safely(request: Request, endpoint: str, receive: Receive, send: Send) -> None:
+    """A bug must still answer in the client's format, without a traceback or a secret."""
+    started = False
+
+    async def tracking_send(message: dict[str, Any]) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await _generate(request, endpoint, receive, tracking_send)
+    except Exception:
+        logger.exception("unexpected error serving %s", request.path)
+        if not started:
+            await send_error(send, request.client_format, 500,
+                             "Internal error in ProxyHub; the admin can find it in the server log.")
 
 
 async def websocket_refusal(scope: Scope, receive: Receive, send: Send) -> None:

@@ -99,7 +99,14 @@ async def relay(job: Job, send: Send) -> None:
 
 def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
     target = Target(job.entry.upstream_model, job.entry.max_output_tokens, job.entry.adaptive_thinking)
-    body = route.request(job.body, target)
+    try:
+        body = route.request(job.body, target)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, TranslationError):
+            raise
+        # Translators trust the shapes the client format promises; a body that breaks
+        # that promise is the client's error, not ours.
+        raise TranslationError(f"Malformed {job.client_format} request: {type(exc).__name__} {exc}"[:300]) from None
     if job.entry.provider == "codex" and job.endpoint != "count_tokens":
         body = codex_body.prepare(body)
     return body
