@@ -56,16 +56,16 @@ def is_claude_code(headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:
 def with_identity(body: dict[str, Any]) -> dict[str, Any]:
     if has_identity(body.get("system")):
         return body
-    identity = {"type": "text", "text": IDENTITY, "cache_control": {"type": "ephemeral"}}
-    blocks = _system_blocks(body.get("system"))
-    # At most 4 cache breakpoints per request: only mark ours when there is room.
-    if _count_cache_breakpoints(body) >= 4:
-        identity.pop("cache_control")
-    return {**body, "system": [identity, *blocks]}
+    identity: dict[str, Any] = {"type": "text", "text": IDENTITY}
+    if _room_for_a_cache_mark(body):
+        identity["cache_control"] = {"type": "ephemeral"}
+    return {**body, "system": [identity, *_system_blocks(body.get("system"))]}
 
 
-def _count_cache_breakpoints(body: Mapping[str, Any]) -> int:
-    return json.dumps(body, separators=(",", ":")).count('"cache_control":')
+def _room_for_a_cache_mark(body: Mapping[str, Any]) -> bool:
+    """At most 4 cache breakpoints, and a 5-minute mark may not precede a 1-hour one."""
+    dumped = json.dumps(body, separators=(",", ":"))
+    return dumped.count('"cache_control":') < 4 and '"ttl":"1h"' not in dumped
 
 
 def enforce_thinking_rules(body: dict[str, Any]) -> dict[str, Any]:

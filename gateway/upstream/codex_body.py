@@ -43,6 +43,7 @@ FORBIDDEN_FIELDS = (
     "prompt_cache_retention",
     "stream_options",
     "metadata",
+    "max_tool_calls",
     "client_metadata",
     "background",
 )

@@ -10,7 +10,7 @@ own format:
 - ``responses_requests()``: Responses bodies (Codex CLI, Droid ``openai``,
   openai SDK).
 
-All three render one shared conversation *plan* (``_plan``): a first user turn,
+All three render one shared conversation plan (``plans()``): a first user turn,
 then assistant text turns, tool rounds (one or more parallel calls, each
 followed by its result) and user turns, with system/developer messages in
 between.  The renderers keep each format's own pairing rules (Anthropic
@@ -36,9 +36,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX, FOREIGN_SIGNATURE_PREFIX, Target
+from gateway.translate.mapping import (
+    ANTHROPIC_SIGNATURE_PREFIX,
+    FOREIGN_SIGNATURE_PREFIX,
+    Target,
+)
 from gateway.translate.responses_output import REDACTED_PREFIX
-from tests.fakes.signing import issue_encrypted_content, issue_redacted_thinking, sign_thinking
+from tests.fakes.signing import (
+    issue_encrypted_content,
+    issue_redacted_thinking,
+    sign_thinking,
+)
 
 Json = dict[str, Any]
 
@@ -105,15 +113,15 @@ _PAYLOAD = st.binary(min_size=1, max_size=24).map(lambda b: base64.b64encode(b).
 class Image:
     media_type: str  # "url" for an https image
     data: str
+    jpg_alias: bool = False  # clients often write image/jpg; the gateway must send image/jpeg
 
     def data_url(self) -> str:
-        # Chat clients often write image/jpg; the gateway must map it to image/jpeg.
-        media = "image/jpg" if self.media_type == "image/jpeg" and len(self.data) % 2 else self.media_type
+        media = "image/jpg" if self.media_type == "image/jpeg" and self.jpg_alias else self.media_type
         return self.data if self.media_type == "url" else f"data:{media};base64,{self.data}"
 
 
 images = st.one_of(
-    st.builds(Image, st.sampled_from(IMAGE_TYPES), _PAYLOAD),
+    st.builds(Image, st.sampled_from(IMAGE_TYPES), _PAYLOAD, st.booleans()),
     st.builds(Image, st.just("url"), st.sampled_from(
         ("https://example.com/a.png", "https://cdn.example.org/img/cat.jpg?x=1", "http://localhost:8000/s.webp"))),
 )
@@ -185,7 +193,6 @@ class Tool:
     schema: Json | None
     custom: bool = False  # Responses freeform tool (apply_patch)
     namespace: str | None = None  # Responses namespace it belongs to
-    grammar: bool = False
 
 
 # -- the conversation plan ----------------------------------------------------------
@@ -238,19 +245,18 @@ class ToolRound:
 @dataclass
 class Plan:
     turns: list[Any]
-    tools: list[Tool]
     prefill: str | None = None  # final assistant text (Anthropic only)
     counter: list[int] = field(default_factory=lambda: [0])
 
 
 @st.composite
-def _user_turn(draw: st.DrawFn, media: bool = True) -> UserTurn:
+def _user_turn(draw: st.DrawFn) -> UserTurn:
     parts: list[Any] = [draw(TEXT)]
-    if media and one_in(draw, 4):
+    if one_in(draw, 4):
         parts.append(draw(images))
         if one_in(draw, 4):
             parts.pop(0)  # an image alone: a screenshot pasted without a word
-    if media and one_in(draw, 13):
+    if one_in(draw, 13):
         parts.append(draw(pdfs))
     if one_in(draw, 4):
         parts.append(draw(TEXT))
@@ -258,15 +264,15 @@ def _user_turn(draw: st.DrawFn, media: bool = True) -> UserTurn:
 
 
 @st.composite
-def _result(draw: st.DrawFn, n: int, images_ok: bool) -> Result:
+def _result(draw: st.DrawFn, n: int) -> Result:
     marker = f"out-{n}"
     kind = draw(st.sampled_from(("text", "text", "text", "empty", "image", "image_only")))
     if kind == "empty":
         return Result(marker, "")
-    if kind == "image_only" and images_ok:  # a screenshot tool
+    if kind == "image_only":  # a screenshot tool
         return Result(marker, "", draw(images))
     text = f"{marker} {draw(TEXT)}"
-    image = draw(images) if kind == "image" and images_ok else None
+    image = draw(images) if kind == "image" else None
     return Result(marker, text, image, is_error=one_in(draw, 6))
 
 
@@ -278,8 +284,7 @@ def _tool_round(draw: st.DrawFn, plan: Plan, callable_tools: list[Tool]) -> Tool
         plan.counter[0] += 1
         n = plan.counter[0]
         raw = draw(st.sampled_from(("*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch", "", "ls -la")))
-        calls.append(Call(draw(_ID_SEED), n, tool, draw(arguments), raw,
-                          draw(_result(n, images_ok=True))))
+        calls.append(Call(draw(_ID_SEED), n, tool, draw(arguments), raw, draw(_result(n))))
     return ToolRound(
         calls=calls,
         preface=draw(OPT_TEXT),
@@ -291,15 +296,14 @@ def _tool_round(draw: st.DrawFn, plan: Plan, callable_tools: list[Tool]) -> Tool
 
 
 @st.composite
-def plans(draw: st.DrawFn, tools: list[Tool], *, media: bool = True, prefill_ok: bool = False,
-          greeting_ok: bool = False) -> Plan:
+def plans(draw: st.DrawFn, tools: list[Tool], *, prefill_ok: bool = False, greeting_ok: bool = False) -> Plan:
     """First a user turn, then exchanges: text answers or tool rounds, user turns, system turns.
 
     ``greeting_ok``: the conversation may open with an assistant greeting (chat UIs
     do; OpenAI formats allow it, Anthropic's does not). ``prefill_ok``: it may end
     with an assistant prefill (Anthropic only).
     """
-    plan = Plan([draw(_user_turn(media))], tools)
+    plan = Plan([draw(_user_turn())])
     if greeting_ok and one_in(draw, 8):
         plan.turns.insert(0, AssistantText(draw(TEXT)))
     if one_in(draw, 8):
@@ -310,12 +314,12 @@ def plans(draw: st.DrawFn, tools: list[Tool], *, media: bool = True, prefill_ok:
             for _ in range(draw(st.integers(1, 2))):
                 plan.turns.append(draw(_tool_round(plan, callable_tools)))
             if draw(BOOL):
-                plan.turns.append(draw(_user_turn(media)))
+                plan.turns.append(draw(_user_turn()))
         else:
             plan.turns.append(AssistantText(draw(TEXT), draw(OPT_THINKING)))
             if one_in(draw, 5):
                 plan.turns.append(SystemTurn(draw(TEXT)))
-            plan.turns.append(draw(_user_turn(media)))
+            plan.turns.append(draw(_user_turn()))
     if prefill_ok and isinstance(plan.turns[-1], UserTurn) and one_in(draw, 9):
         plan.prefill = draw(_TIGHT.filter(bool))
     return plan
@@ -324,9 +328,9 @@ def plans(draw: st.DrawFn, tools: list[Tool], *, media: bool = True, prefill_ok:
 def call_id(call: Call, style: str) -> str:
     """A unique call id in one of the styles real histories hold."""
     if style == "toolu":
-        return f"toolu_01{call.id_seed}{call.n}"
+        return f"toolu_01{call.id_seed}_{call.n}"
     if style == "call":
-        return f"call_{call.id_seed}{call.n}"
+        return f"call_{call.id_seed}_{call.n}"
     if style == "dotted":  # Kimi/other OpenAI-compatible providers: invalid for Anthropic
         return f"functions.{call.tool.name}:{call.n}"
     if style == "long":  # over the 64 characters Codex allows
@@ -335,8 +339,8 @@ def call_id(call: Call, style: str) -> str:
 
 
 @st.composite
-def _tool_list(draw: st.DrawFn, max_name: int, *, min_size: int = 0) -> list[Tool]:
-    names = draw(st.lists(tool_names(max_name), min_size=min_size, max_size=4, unique=True))
+def _tool_list(draw: st.DrawFn, max_name: int) -> list[Tool]:
+    names = draw(st.lists(tool_names(max_name), max_size=4, unique=True))
     return [Tool(name, draw(OPT_TEXT), draw(object_schemas())) for name in names]
 
 
@@ -390,12 +394,14 @@ def anthropic_requests(draw: st.DrawFn) -> Json:
     plan = draw(plans(tools, prefill_ok=True))
     body: Json = {"model": draw(st.sampled_from(CLAUDE_MODELS)), "max_tokens": draw(st.integers(1, 64000))}
     breakpoints = draw(_COUNT[4])  # the API allows 4 cache_control marks per request
+    # One TTL per request: the API wants 1h marks before 5m ones, mixing is rare.
+    cache_control = {"type": "ephemeral", "ttl": "1h"} if one_in(draw, 4) else {"type": "ephemeral"}
 
     def mark(block: Json) -> Json:
         nonlocal breakpoints
         if breakpoints and draw(BOOL):
             breakpoints -= 1
-            block["cache_control"] = ({"type": "ephemeral", "ttl": "1h"} if one_in(draw, 4) else {"type": "ephemeral"})
+            block["cache_control"] = dict(cache_control)
         return block
 
     # thinking first: it decides what the rest may hold (PROTOCOLS.md §1.5)
@@ -433,7 +439,7 @@ def anthropic_requests(draw: st.DrawFn) -> Json:
             return blocks[0]["text"]
         return [mark(b) for b in blocks]
 
-    for i, turn in enumerate(plan.turns):
+    for turn in plan.turns:
         if isinstance(turn, UserTurn):
             content = user_content(turn)
             previous = messages[-1] if messages else None
@@ -622,7 +628,7 @@ def _responses_tools(draw: st.DrawFn) -> tuple[list[Json], list[Tool]]:
                if grammar else {"type": "text"})
         declared.append({"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
                          "format": fmt})
-        callable_tools.append(Tool("apply_patch", None, None, custom=True, grammar=grammar))
+        callable_tools.append(Tool("apply_patch", None, None, custom=True))
     # Codex CLI's MCP servers: equal inner names in two namespaces; a long server
     # name makes the flat name (namespace + tool) longer than 64 characters.
     for namespace in draw(_NAMESPACES):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -29,7 +29,10 @@ from gateway.routes import route_for
 from gateway.translate.anthropic_build import MISSING_RESULT
 from gateway.translate.mapping import Target
 from gateway.upstream import claude_body, codex_body
-from tests.fakes.anthropic_rules import validate_messages_body, validate_messages_request
+from tests.fakes.anthropic_rules import (
+    validate_messages_body,
+    validate_messages_request,
+)
 from tests.fakes.codex_rules import validate_codex_request
 from tests.translate import strategies as gen
 
