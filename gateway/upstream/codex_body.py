@@ -69,7 +69,7 @@ def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[s
     if out.get("service_tier") != "priority":
         out.pop("service_tier", None)
     items = [_clean_item(item) for item in _input_items(body.get("input"))]
-    items = [item for item in items if _keep_item(item)]
+    items = _unique_call_ids([item for item in items if _keep_item(item)])
     instructions = body.get("instructions") or ""
     if hoist_instructions:
         instructions, items = _hoist(instructions, items)
@@ -119,6 +119,25 @@ def _clean_item(item: dict[str, Any]) -> dict[str, Any]:
         out["role"] = "developer"
     if isinstance(out.get("call_id"), str):
         out["call_id"] = shorten_call_id(out["call_id"])
+    return out
+
+
+def _unique_call_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give a reused call id (some Chat clients number calls per turn: call_0, call_0 ...)
+    a fresh suffix; each output follows the latest call of its id. Codex rejects duplicates."""
+    seen: dict[str, int] = {}
+    current: dict[str, str] = {}
+    out = []
+    for item in items:
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str):
+            out.append(item)
+            continue
+        if item.get("type") in _CALL_ITEM_TYPES:
+            seen[call_id] = seen.get(call_id, 0) + 1
+            current[call_id] = call_id if seen[call_id] == 1 else shorten_call_id(f"{call_id}_{seen[call_id]}")
+        renamed = current.get(call_id, call_id)
+        out.append(item if renamed == call_id else {**item, "call_id": renamed})
     return out
 
 

@@ -45,3 +45,14 @@ def test_codex_body_drops_fields_the_backend_rejects():
                          "max_output_tokens": 99})
     assert not {"max_tool_calls", "temperature", "max_output_tokens"} & set(out)
     assert out["stream"] is True and out["store"] is False and out["instructions"] == ""
+
+
+def test_codex_body_renames_call_ids_a_chat_client_reused_across_turns():
+    def turn(output):
+        return [{"type": "function_call", "call_id": "call_0", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "call_0", "output": output}]
+
+    out = codex_prepare({"model": "gpt-5.5", "input": [*turn("first"), *turn("second")]})
+    ids = [item["call_id"] for item in out["input"]]
+    assert ids[0] == ids[1] == "call_0"
+    assert ids[2] == ids[3] != "call_0"
