@@ -43,6 +43,12 @@ def wait_listening(port: int, timeout: float = 20) -> None:
     raise SystemExit(f"nothing listening on {port}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def prepare(env: dict[str, str], tmp: Path) -> str:
     manage = [PY, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
@@ -107,7 +113,9 @@ def main() -> None:
         wait_listening(gw_port)
         url = f"http://127.0.0.1:{gw_port}/v1/messages"
         asyncio.run(load(url, key, args.concurrency, 1.0, args.stream))  # warm up caches and pools
+        cpu_before = cpu_seconds(procs[1].pid)
         latencies = asyncio.run(load(url, key, args.concurrency, args.seconds, args.stream))
+        cpu_used = cpu_seconds(procs[1].pid) - cpu_before
     finally:
         for p in procs:
             p.terminate()
@@ -118,6 +126,8 @@ def main() -> None:
     print(f"requests={n} throughput={n / args.seconds:.0f} req/s "
           f"p50={latencies[n // 2] * 1000:.1f} ms p99={latencies[int(n * 0.99)] * 1000:.1f} ms "
           f"mean={statistics.fmean(latencies) * 1000:.1f} ms")
+    # CPU time per request is steadier than throughput on a shared 2-core machine.
+    print(f"gateway cpu={cpu_used / max(n, 1) * 1e6:.0f} us/request")
 
 
 if __name__ == "__main__":
