@@ -19,7 +19,9 @@ class Command(BaseCommand):
         patterns = [p.strip() for p in options["models"].split(",") if p.strip()]
         api_key, raw, created = issue_key_for_username(options["user"], name=options["name"], allowed_models=patterns)
         if created:
-            self.stdout.write(f"Created user {api_key.user.username}.")
+            self.stdout.write(f"Created user {api_key.user.username}. To let them see their keys, usage and "
+                              f"client configs at /me/, set a password: "
+                              f"python manage.py changepassword {api_key.user.username}")
         self.stdout.write(f"Key {api_key.prefix}… '{api_key.name}' for {api_key.user.username}, "
                           f"models: {', '.join(patterns) or 'all'}. Shown once:")
         self.stdout.write(raw)
