@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from gateway.formats.sse import Event, named_event
 from gateway.translate import responses_output as out
@@ -67,20 +67,11 @@ class StreamTranslator:
 
     def feed(self, event: Event) -> list[bytes]:
         """Responses SSE bytes for one upstream event; unknown events and ``ping`` give none."""
-        data = event.object()
-        if self.done or data is None:
+        data = None if self.done else event.object()
+        if data is None:
             return []
-        handlers: dict[str, Callable[[dict[str, Any]], list[bytes]]] = {
-            "message_start": self._on_message_start,
-            "content_block_start": self._on_block_start,
-            "content_block_delta": self._on_block_delta,
-            "content_block_stop": self._on_block_stop,
-            "message_delta": self._on_message_delta,
-            "message_stop": self._on_message_stop,
-            "error": self._on_error,
-        }
-        handler = handlers.get(data.get("type") or event.event)
-        return handler(data) if handler else []
+        handler = _HANDLERS.get(data.get("type") or event.event)
+        return getattr(self, handler)(data) if handler else []
 
     def finish(self) -> list[bytes]:
         """At upstream EOF: nothing if the stream ended properly, else an error ending."""
@@ -264,3 +255,15 @@ class StreamTranslator:
     def _on_error(self, data: dict[str, Any]) -> list[bytes]:
         error = data.get("error") or {}
         return self.fail(str(error.get("type") or "api_error"), str(error.get("message") or "upstream error"))
+
+
+# Upstream event type -> StreamTranslator method (built once, not per event).
+_HANDLERS = {
+    "message_start": "_on_message_start",
+    "content_block_start": "_on_block_start",
+    "content_block_delta": "_on_block_delta",
+    "content_block_stop": "_on_block_stop",
+    "message_delta": "_on_message_delta",
+    "message_stop": "_on_message_stop",
+    "error": "_on_error",
+}
