@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from gateway import catalog, keycache
+from gateway import catalog, keycache, limits
 from gateway.catalog import Entry
 from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
@@ -186,15 +186,19 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     api_key = await _authenticate(request, send)
     if api_key is None:
         return
-    entry = await _resolve_model(request, api_key, body, send)
-    if entry is None:
-        return
     stream = bool(body.get("stream")) and endpoint != "count_tokens"
     record = UsageRecord(
         created_at=timezone.now(), api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
-        provider=entry.provider, endpoint=endpoint, requested_model=str(body.get("model")),
-        upstream_model=entry.upstream_model, stream=stream,
+        endpoint=endpoint, requested_model=str(body.get("model") or "")[:100], stream=stream,
     )
+    try:
+        entry = await _resolve_model(api_key, body)
+        limits.check_rate(api_key)
+        await limits.acheck_budget(api_key)
+    except (Rejection, limits.LimitExceeded) as exc:
+        await _reject(request, send, record, exc, started)
+        return
+    record.provider, record.upstream_model = entry.provider, entry.upstream_model
     job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started)
     if endpoint == "count_tokens" and entry.provider != "claude":
         await _estimate_tokens(job, send)
@@ -202,22 +206,43 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     await _cancel_on_disconnect(relay(job, send), receive)
 
 
-async def _resolve_model(request: Request, api_key: ApiKey, body: dict[str, Any], send: Send) -> Entry | None:
+class Rejection(Exception):
+    """The gateway refuses a request before any upstream call (bad model, not allowed)."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> Entry:
     name = body.get("model")
-    fmt = request.client_format
     if not isinstance(name, str) or not name:
-        await send_error(send, fmt, 400, "`model` is required.")
-        return None
+        raise Rejection(400, "`model` is required.", "missing_model")
     entry = await catalog.aresolve(name)
     if entry is None:
         allowed = [e.name for e in await catalog.aentries() if api_key.allows(e.name)]
-        await send_error(send, fmt, 404, f"Unknown model {name!r}. Models this key may use: {', '.join(allowed) or 'none'}.",
-                         code="model_not_found")
-        return None
+        raise Rejection(404, f"Unknown model {name!r}. Models this key may use: {', '.join(allowed) or 'none'}.",
+                        "model_not_found")
     if not (api_key.allows(name) or api_key.allows(entry.name)):
-        await send_error(send, fmt, 403, f"This API key may not use model {name!r}.", code="model_not_allowed")
-        return None
+        raise Rejection(403, f"This API key may not use model {name!r}.", "model_not_allowed")
     return entry
+
+
+async def _reject(request: Request, send: Send, record: UsageRecord, exc: Exception, started: float) -> None:
+    """Answer a refused request in the client's format; it still leaves a usage record."""
+    if isinstance(exc, limits.LimitExceeded):
+        status, code = 429, "rate_limit_exceeded"
+        seconds = str(max(int(exc.retry_after + 0.999), 1))
+        await send_error(send, request.client_format, 429, f"{exc.message} Try again in {seconds} s.",
+                         code=code, headers={"retry-after": seconds})
+    else:
+        assert isinstance(exc, Rejection)
+        status, code = exc.status, exc.code
+        await send_error(send, request.client_format, status, exc.message, code=code)
+    record.status_code, record.error_type = status, code
+    record.outcome = UsageRecord.Outcome.REJECTED
+    record.duration_ms = int((time.monotonic() - started) * 1000)
+    record_usage(record)
 
 
 async def _estimate_tokens(job: Job, send: Send) -> None:

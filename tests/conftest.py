@@ -118,9 +118,10 @@ def catalog_seeded(transactional_db: None, fake: FakeUpstreams) -> None:
 @pytest.fixture
 def gateway(gateway_url: str, fake: FakeUpstreams, catalog_seeded: None) -> Iterator[str]:
     """The gateway's base URL with a clean world: seeded catalog, empty caches, no faults."""
-    from gateway import catalog, keycache, pool
+    from gateway import catalog, keycache, limits, pool
 
     keycache.clear()
+    limits.reset()
     catalog.invalidate()
     pool.invalidate()
     yield gateway_url
