@@ -241,3 +241,20 @@ def test_background_refresh_renews_tokens_before_they_expire(gateway, credential
         c.refresh_from_db()
     assert soon.token_version == 1 and later.token_version == 0
     assert dead.status == "needs_relogin"
+
+
+def test_no_token_or_key_reaches_a_log_line(gateway, key, credential_factory, fake, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    broken, healthy = credential_factory(), credential_factory()
+    fake.expire_access_token(broken.access_token)
+    fake.expire_refresh_token(broken.refresh_token)
+    fake.add_fault("claude", "rate_limited", token=healthy.access_token, times=1)
+    post(gateway, key)
+    post(gateway, "sk-ph-not-a-real-key-but-secret-looking")
+    text = caplog.text
+    assert "needs re-login" in text or "failed" in text  # the failures were logged...
+    for secret in (broken.access_token, broken.refresh_token, healthy.access_token, key,
+                   "sk-ph-not-a-real-key-but-secret-looking"):
+        assert secret not in text  # ...without a secret
