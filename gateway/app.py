@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from gateway import catalog, keycache, limits
+from gateway import catalog, daphne_compat, keycache, limits
 from gateway.catalog import Entry
 from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
@@ -99,7 +99,7 @@ async def websocket_refusal(scope: Scope, receive: Receive, send: Send) -> None:
     """Codex CLI tries a WebSocket first; refusing at once makes it fall back to HTTP streaming."""
     message = await receive()
     if message["type"] == "websocket.connect":
-        if "websocket.http.response" in scope.get("extensions", {}):
+        if daphne_compat.INSTALLED or "websocket.http.response" in (scope.get("extensions") or {}):
             body = b'{"error":{"message":"WebSocket mode is not supported; use HTTP streaming.","code":"upgrade_required"}}'
             await send({"type": "websocket.http.response.start", "status": 426,
                         "headers": [(b"content-type", b"application/json")]})

@@ -19,7 +19,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from gateway.app import gateway_application, websocket_refusal  # noqa: E402
+from gateway import daphne_compat  # noqa: E402
 from proxyhub.background import start_once  # noqa: E402
+
+daphne_compat.install()
 
 router = ProtocolTypeRouter(
     {

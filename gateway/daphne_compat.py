@@ -1,0 +1,39 @@
+"""Teach daphne the ASGI "websocket.http.response" denial extension.
+
+Daphne answers every refused WebSocket handshake with 403. Codex CLI first
+tries a WebSocket on /v1/responses and must get a plain 426 at once to fall
+back to HTTP streaming (PROTOCOLS.md §7.4), so a refusal carrying a status
+is turned into that status here. Installed by proxyhub.asgi; a no-op
+under other servers, which support the extension themselves.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+INSTALLED = False
+
+
+def install() -> None:
+    global INSTALLED
+    try:
+        from autobahn.twisted.websocket import ConnectionDeny
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:
+        return
+    if INSTALLED:
+        return
+    original = WebSocketProtocol.handle_reply
+
+    def handle_reply(self: Any, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "websocket.http.response.start" and self.state == self.STATE_CONNECTING:
+            self.handshake_deferred.errback(ConnectionDeny(code=message["status"], reason="Upgrade Required"))
+            del self.handshake_deferred
+            self.server.protocol_disconnected(self)
+            return
+        if kind == "websocket.http.response.body":
+            return  # autobahn sends the status line only
+        original(self, message)
+
+    WebSocketProtocol.handle_reply = handle_reply
+    INSTALLED = True
