@@ -8,10 +8,10 @@ byte chunks and parses it back with SSEParser, as the relay would.
 from __future__ import annotations
 
 import json
-import random
 from typing import Any
 
 from gateway.formats.sse import Event, SSEParser
+from tests.translate.chunked import events_from  # noqa: F401  (re-exported for the tests)
 
 Obj = dict[str, Any]
 
@@ -121,18 +121,6 @@ def stream(items: list[Obj], *, terminal: str = "response.completed", response_i
 def render(events: list[Obj]) -> str:
     return "".join(
         f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n" for n, e in enumerate(events))
-
-
-def events_from(text: str, seed: int = 0) -> list[Event]:
-    """Parse ``text`` fed in random 1..40 byte chunks, which may split lines and UTF-8."""
-    raw, rng, parser = text.encode(), random.Random(seed), SSEParser()
-    out: list[Event] = []
-    pos = 0
-    while pos < len(raw):
-        size = rng.randint(1, 40)
-        out += parser.feed(raw[pos:pos + size])
-        pos += size
-    return out + list(parser.finish())
 
 
 def run(translator: Any, text: str, seed: int = 0, finish: bool = True) -> bytes:

@@ -14,6 +14,7 @@ from gateway.formats.sse import SSEParser
 from gateway.translate import chat_to_anthropic as c2a
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
+from tests.translate.chunked import replay
 
 TARGET = Target("claude-sonnet-4-5-20250929", max_tokens=32000)
 ADAPTIVE = Target("claude-opus-4-6", max_tokens=64000, adaptive_thinking=True)
@@ -408,20 +409,6 @@ event: message_stop
 data: {"type":"message_stop"}
 
 """
-
-
-def replay(translator: c2a.StreamTranslator, raw: str, seed: int, eof: bool = True) -> list[bytes]:
-    """Split the recorded SSE at random byte offsets, parse it and feed it event by event."""
-    data, rng, parser, out = raw.encode(), random.Random(seed), SSEParser(), []
-    i = 0
-    while i < len(data):
-        size = rng.randint(1, 64)
-        for event in parser.feed(data[i:i + size]):
-            out += translator.feed(event)
-        i += size
-    if eof:
-        out += translator.finish()
-    return out
 
 
 def payloads(out: list[bytes]) -> list[Any]:

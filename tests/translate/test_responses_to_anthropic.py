@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import random
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from gateway.formats.sse import SSEParser
 from gateway.translate import responses_to_anthropic as r2a
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
+from tests.translate.chunked import replay
 
 TARGET = Target("claude-sonnet-4-5-20250929", max_tokens=32000)
 ADAPTIVE = Target("claude-opus-4-6", max_tokens=64000, adaptive_thinking=True)
@@ -322,20 +322,6 @@ FULL_STREAM = sse(
            *({"type": "input_json_delta", "partial_json": PATCH_JSON[i:i + 7]} for i in range(0, len(PATCH_JSON), 7))),
     *ending("tool_use"),
 )
-
-
-def replay(translator: r2a.StreamTranslator, raw: str, seed: int, eof: bool = True) -> list[bytes]:
-    """Split the recorded SSE at random byte offsets, parse it and feed it event by event."""
-    data, rng, parser, out = raw.encode(), random.Random(seed), SSEParser(), []
-    i = 0
-    while i < len(data):
-        size = rng.randint(1, 64)
-        for event in parser.feed(data[i:i + size]):
-            out += translator.feed(event)
-        i += size
-    if eof:
-        out += translator.finish()
-    return out
 
 
 SDK_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
