@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.urls import URLPattern
 
 from credentials.models import Credential, Model
@@ -18,8 +20,9 @@ SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "provider", "email", "plan", "state", "expires_in", "windows_summary",
-                    "priority", "last_used_at", "last_error")
+    # The provider and account are in __str__; the provider filter sits beside the list.
+    list_display = ("__str__", "plan", "state", "expires_in", "windows_summary", "priority", "last_used_at",
+                    "last_error")
     list_filter = ("provider", "status")
     search_fields = ("label", "email", "account_id")
     exclude = SECRET_FIELDS
@@ -66,9 +69,9 @@ class CredentialAdmin(admin.ModelAdmin):
                 text = f"{name} {entry['utilization'] * 100:.0f}%"
                 if entry.get("reset"):
                     reset = datetime.fromtimestamp(entry["reset"], tz=dt_timezone.utc)
-                    text += f" (resets {reset:%a %H:%M} UTC)"
+                    text += f", resets {reset:%a %H:%M}"
                 parts.append(text)
-        return ", ".join(parts) or "—"
+        return format_html_join(mark_safe("<br>"), "<span style='white-space:nowrap'>{}</span>", ((p,) for p in parts)) if parts else "—"
 
     @admin.action(description="Refresh tokens now")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

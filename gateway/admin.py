@@ -40,7 +40,7 @@ class CredentialStatusAdmin(CredentialAdmin):
     the credentials app must not import.
     """
 
-    list_display = (*CredentialAdmin.list_display, "requests_24h", "tokens_24h")
+    list_display = (*CredentialAdmin.list_display[:-2], "requests_24h", "tokens_24h", *CredentialAdmin.list_display[-2:])
     actions = (*CredentialAdmin.actions, "test_request")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:

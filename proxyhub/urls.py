@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from gateway import report_views
 
@@ -19,7 +20,14 @@ usage_patterns = ([
     path("admin/usage/csv/", admin.site.admin_view(report_views.admin_usage_csv), name="admin_csv"),
 ], "usage")
 
+# The credentials and usage tables are wide; the app list is one click away on the index.
+admin.site.enable_nav_sidebar = False
+admin.site.site_header = "ProxyHub administration"
+admin.site.site_title = "ProxyHub"
+
 urlpatterns = [
+    # The front door: teammates land on their keys (staff reach the admin from there or at /admin/).
+    path("", RedirectView.as_view(url="/me/", permanent=False)),
     path("", include(usage_patterns)),  # before admin/: its catch-all would claim admin/usage/
     path("admin/", admin.site.urls),
     path("me/", include("accounts.urls")),
