@@ -126,6 +126,9 @@ PROXYHUB_ENCRYPTION_KEY = env("PROXYHUB_ENCRYPTION_KEY", default="")
 
 PROXYHUB_CLAUDE_BASE_URL = env("PROXYHUB_CLAUDE_BASE_URL", default="https://api.anthropic.com")
 PROXYHUB_CLAUDE_TOKEN_URL = env("PROXYHUB_CLAUDE_TOKEN_URL", default="https://platform.claude.com/v1/oauth/token")
+# Tried when the Claude token URL is unreachable or answers with a non-OAuth page; empty disables.
+PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL = env("PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL",
+                                         default="https://api.anthropic.com/v1/oauth/token")
 PROXYHUB_CODEX_BASE_URL = env("PROXYHUB_CODEX_BASE_URL", default="https://chatgpt.com/backend-api/codex")
 PROXYHUB_CODEX_TOKEN_URL = env("PROXYHUB_CODEX_TOKEN_URL", default="https://auth.openai.com/oauth/token")
 

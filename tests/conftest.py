@@ -43,6 +43,7 @@ def fake() -> Iterator[FakeUpstreams]:
     urls = override_settings(
         PROXYHUB_CLAUDE_BASE_URL=upstreams.claude_base_url,
         PROXYHUB_CLAUDE_TOKEN_URL=upstreams.claude_token_url,
+        PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL="",  # never the real host from a test
         PROXYHUB_CODEX_BASE_URL=upstreams.codex_base_url,
         PROXYHUB_CODEX_TOKEN_URL=upstreams.codex_token_url,
         PROXYHUB_KEEPALIVE_SECONDS=1.0,

@@ -25,6 +25,7 @@ def free_port() -> int:
 def server_env(fake: object, database_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", "") or _secret(),
             "PROXYHUB_CLAUDE_BASE_URL": fake.claude_base_url, "PROXYHUB_CLAUDE_TOKEN_URL": fake.claude_token_url,
+            "PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL": "",
             "PROXYHUB_CODEX_BASE_URL": fake.codex_base_url, "PROXYHUB_CODEX_TOKEN_URL": fake.codex_token_url,
             "DJANGO_SETTINGS_MODULE": "proxyhub.settings", **extra}
 

@@ -59,7 +59,17 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
 
 
 async def _post(client: httpx.AsyncClient, payload: dict[str, str]) -> dict[str, Any]:
-    status, data = await post_token_request(client, settings.PROXYHUB_CLAUDE_TOKEN_URL, json=payload)
+    try:
+        status, data = await post_token_request(client, settings.PROXYHUB_CLAUDE_TOKEN_URL, json=payload)
+    except TransientOAuthError:
+        status, data = 0, None
+    fallback = settings.PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL
+    if fallback and _blocked(status, data):
+        # The primary host is unreachable or answered a non-OAuth page (a bot challenge):
+        # the same endpoint also lives on the API host (PROTOCOLS.md §4.1).
+        status, data = await post_token_request(client, fallback, json=payload)
+    if status == 0:
+        raise TransientOAuthError("token endpoint unreachable")
     if status == 200 and isinstance(data, dict) and data.get("access_token"):
         return data
     code = str(data.get("error", "")) if isinstance(data, dict) else ""
@@ -68,6 +78,11 @@ async def _post(client: httpx.AsyncClient, payload: dict[str, str]) -> dict[str,
     if code == "invalid_grant" or status in (400, 401, 403) and code:
         raise PermanentOAuthError(message, code=code, status=status)
     raise TransientOAuthError(message, code=code, status=status)
+
+
+def _blocked(status: int, data: Any) -> bool:
+    """No answer, or one that is not from the OAuth server (no JSON body at all)."""
+    return status == 0 or (status >= 403 and not data)
 
 
 def _token_set(data: dict[str, Any], previous_refresh: str) -> TokenSet:

@@ -258,3 +258,16 @@ def test_no_token_or_key_reaches_a_log_line(gateway, key, credential_factory, fa
     for secret in (broken.access_token, broken.refresh_token, healthy.access_token, key,
                    "sk-ph-not-a-real-key-but-secret-looking"):
         assert secret not in text  # ...without a secret
+
+
+def test_claude_refresh_falls_back_to_the_api_host_when_the_token_host_is_down(
+        gateway, key, credential_factory, fake, settings):
+    from tests.servers import free_port
+
+    settings.PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL = settings.PROXYHUB_CLAUDE_TOKEN_URL
+    settings.PROXYHUB_CLAUDE_TOKEN_URL = f"http://127.0.0.1:{free_port()}/v1/oauth/token"  # nothing listens
+    credential = credential_factory()
+    fake.expire_access_token(credential.access_token)
+    assert post(gateway, key).status_code == 200
+    credential.refresh_from_db()
+    assert credential.token_version == 1 and len(fake.token_requests("claude")) == 1
