@@ -23,6 +23,8 @@ from gateway.http import (
 )
 from gateway.models import UsageRecord
 from gateway.relay import Job, relay
+from gateway.translate import model_suffix
+from gateway.translate.errors import TranslationError
 from gateway.usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -192,14 +194,14 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         endpoint=endpoint, requested_model=str(body.get("model") or "")[:100], stream=stream,
     )
     try:
-        entry = await _resolve_model(api_key, body)
+        entry, thinking = await _resolve_model(api_key, body)
         limits.check_rate(api_key)
         await limits.acheck_budget(api_key)
     except (Rejection, limits.LimitExceeded) as exc:
         await _reject(request, send, record, exc, started)
         return
     record.provider, record.upstream_model = entry.provider, entry.upstream_model
-    job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started)
+    job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started, thinking)
     if endpoint == "count_tokens" and entry.provider != "claude":
         await _estimate_tokens(job, send)
         return
@@ -214,10 +216,16 @@ class Rejection(Exception):
         self.status, self.message, self.code = status, message, code
 
 
-async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> Entry:
-    name = body.get("model")
-    if not isinstance(name, str) or not name:
+async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, str]:
+    """The catalog entry for the body's model, and a thinking level given as ``model(level)``."""
+    requested = body.get("model")
+    if not isinstance(requested, str) or not requested:
         raise Rejection(400, "`model` is required.", "missing_model")
+    name, thinking = model_suffix.split_model(requested)
+    try:
+        model_suffix.validate(thinking)
+    except TranslationError as exc:
+        raise Rejection(400, exc.message, "invalid_thinking_level") from None
     entry = await catalog.aresolve(name)
     if entry is None:
         allowed = [e.name for e in await catalog.aentries() if api_key.allows(e.name)]
@@ -225,7 +233,7 @@ async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> Entry:
                         "model_not_found")
     if not (api_key.allows(name) or api_key.allows(entry.name)):
         raise Rejection(403, f"This API key may not use model {name!r}.", "model_not_allowed")
-    return entry
+    return entry, thinking
 
 
 async def _reject(request: Request, send: Send, record: UsageRecord, exc: Exception, started: float) -> None:

@@ -31,6 +31,7 @@ from gateway.formats.stream_errors import stream_error
 from gateway.http import Request, Send, send_bytes, send_error, send_json, start_stream
 from gateway.models import UsageRecord
 from gateway.routes import Route, route_for
+from gateway.translate import model_suffix
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
 from gateway.upstream import codex_body
@@ -60,6 +61,7 @@ class Job:
     stream: bool
     record: UsageRecord
     started: float
+    thinking: str = ""  # a thinking level given in the model name, e.g. "high" from "gpt-5.5(high)"
 
 
 class Failure(Exception):
@@ -107,9 +109,12 @@ def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
         # Translators trust the shapes the client format promises; a body that breaks
         # that promise is the client's error, not ours.
         raise TranslationError(f"Malformed {job.client_format} request: {type(exc).__name__} {exc}"[:300]) from None
-    if job.entry.provider == "codex" and job.endpoint != "count_tokens":
+    if job.endpoint == "count_tokens":
+        return body
+    if job.entry.provider == "codex":
         body = codex_body.prepare(body)
-    return body
+    upstream_format = UPSTREAMS[job.entry.provider].upstream_format
+    return model_suffix.apply(body, job.thinking, upstream_format=upstream_format, adaptive=job.entry.adaptive_thinking)
 
 
 async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.ClientResponse, Credential]:

@@ -117,3 +117,21 @@ def test_websocket_upgrade_on_responses_is_refused_at_once(gateway, key):
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      b"Sec-WebSocket-Version: 13\r\n\r\n")
         assert sock.recv(4096).split(b"\r\n", 1)[0].startswith(b"HTTP/1.1 426")
+
+
+def test_thinking_level_in_the_model_name_reaches_the_upstream(gateway, api_key_factory, credential_factory, fake):
+    credential_factory("claude")
+    credential_factory("codex")
+    _, key = api_key_factory(models=["claude-*", "gpt-*"])
+    h = {"authorization": f"Bearer {key}"}
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(gateway + "/v1/chat/completions", json={**chat, "model": "claude-sonnet-4-5-20250929(high)"}, headers=h)
+    assert r.status_code == 200, r.text
+    sent = fake.requests("claude")[-1].json
+    assert sent["model"] == "claude-sonnet-4-5-20250929"
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 24576} and sent["max_tokens"] > 24576
+    r = httpx.post(gateway + "/v1/messages", json={**ANTHROPIC_BODY, "model": "gpt-5.5(low)"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert fake.requests("codex")[-1].json["reasoning"]["effort"] == "low"
+    r = httpx.post(gateway + "/v1/messages", json={**ANTHROPIC_BODY, "model": "gpt-5.5(turbo)"}, headers=h)
+    assert r.status_code == 400 and "thinking level" in r.json()["error"]["message"]
