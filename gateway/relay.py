@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiohttp
 from django.conf import settings
@@ -46,6 +46,7 @@ from gateway.usage import note_credential_use, record_usage
 logger = logging.getLogger(__name__)
 
 PASSED_HEADERS = ("request-id", "x-request-id")
+PEEK_LIMIT = 64 * 1024  # never hold back more than this while vetting a stream
 ANTHROPIC_ERROR_TYPES = frozenset(ANTHROPIC_TYPES.values())
 PROVIDER_NAMES = {"claude": "Claude", "codex": "ChatGPT (Codex)"}
 
@@ -64,6 +65,20 @@ class Job:
     thinking: str = ""  # a thinking level given in the model name, e.g. "high" from "gpt-5.5(high)"
 
 
+@dataclass
+class Opened:
+    """An upstream response that passed its status check, and the bytes read to vet its stream."""
+
+    response: aiohttp.ClientResponse
+    head: bytes = b""
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self.head:
+            yield self.head
+        async for chunk in self.response.content.iter_any():
+            yield chunk
+
+
 class Failure(Exception):
     """The request cannot be served; carries the client-facing status and message."""
 
@@ -79,7 +94,7 @@ async def relay(job: Job, send: Send) -> None:
     route = route_for(job.client_format, job.entry.provider)
     try:
         body = _upstream_body(job, route)
-        response, credential = await _open(job, upstream, body)
+        opened, credential = await _open(job, upstream, body)
     except TranslationError as exc:
         await _fail(job, send, Failure(exc.status, exc.message), outcome=UsageRecord.Outcome.REJECTED)
         return
@@ -89,14 +104,14 @@ async def relay(job: Job, send: Send) -> None:
     job.record.credential_id = credential.pk
     meter = UsageMeter(upstream.upstream_format)
     try:
-        await _deliver(job, send, route, response, meter)
+        await _deliver(job, send, route, opened, meter)
     except asyncio.CancelledError:
         job.record.outcome = UsageRecord.Outcome.CLIENT_CANCELLED
         raise
     finally:
-        response.close()
+        opened.response.close()
         _finish_record(job, meter)
-    note_credential_use(credential.pk, upstream.windows(response.headers))
+    note_credential_use(credential.pk, upstream.windows(opened.response.headers))
 
 
 def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
@@ -117,7 +132,7 @@ def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
     return model_suffix.apply(body, job.thinking, upstream_format=upstream_format, adaptive=job.entry.adaptive_thinking)
 
 
-async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.ClientResponse, Credential]:
+async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, Credential]:
     """An upstream response with a 2xx status, trying credentials in turn."""
     provider = job.entry.provider
     conversation = conversation_key(job.request.headers, job.body, job.api_key.prefix)
@@ -130,15 +145,15 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.
             raise (_exhausted(job, last) if last else _no_credential(job, exc)) from None
         job.record.attempts = attempt + 1
         try:
-            response, credential, error = await _try_credential(job, upstream, body, credential)
+            opened, credential, error = await _try_credential(job, upstream, body, credential)
         except RefreshFailed as exc:
             tried.add(credential.pk)
             if exc.permanent:
                 pool.forget(credential)
             last = last or UpstreamUnavailable(503, f"token refresh failed: {exc}")
             continue
-        if response is not None:
-            return response, credential
+        if opened is not None:
+            return opened, credential
         assert error is not None
         last = error
         if isinstance(error, UpstreamRejected):
@@ -150,7 +165,7 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[aiohttp.
 
 
 async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credential: Credential
-                          ) -> tuple[aiohttp.ClientResponse | None, Credential, UpstreamError | None]:
+                          ) -> tuple[Opened | None, Credential, UpstreamError | None]:
     """One credential: refresh first if it is about to expire, and once more on a 401."""
     if credential.expires_within(settings.PROXYHUB_REFRESH_MARGIN):
         credential = await _refreshed(credential)
@@ -164,7 +179,7 @@ async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credent
             return None, credential, UpstreamUnavailable(
                 502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
         if response.status < 400:
-            return response, credential, None
+            return await _vetted(response, upstream, call.stream, credential)
         raw = await response.read()
         response.release()
         error = upstream.classify(response.status, response.headers, raw)
@@ -173,6 +188,36 @@ async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credent
             credential = await _refreshed(credential, force=True)
             continue
         return None, credential, error
+
+
+async def _vetted(response: aiohttp.ClientResponse, upstream: Any, stream: bool, credential: Credential
+                  ) -> tuple[Opened | None, Credential, UpstreamError | None]:
+    """Read a stream up to its first decisive event before committing to it.
+
+    Upstreams report some account-level failures (overload, a spent quota) as
+    an error event right after the 200; caught here, before any byte went to
+    the client, they fail over to the next credential like an HTTP error.
+    """
+    if not stream:
+        return Opened(response), credential, None
+    head, parser = b"", SSEParser()
+    try:
+        async for chunk in response.content.iter_any():
+            head += chunk
+            for event in parser.feed(chunk):
+                verdict = upstream.stream_start(event)
+                if isinstance(verdict, UpstreamError):
+                    response.close()
+                    return None, credential, verdict
+                if verdict:
+                    return Opened(response, head), credential, None
+            if len(head) > PEEK_LIMIT:
+                break
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        response.close()
+        return None, credential, UpstreamUnavailable(
+            502, f"upstream stream failed ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
+    return Opened(response, head), credential, None
 
 
 async def _refreshed(credential: Credential, force: bool = False) -> Credential:
@@ -234,14 +279,14 @@ async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str) -> None
     _finish_record(job, None)
 
 
-async def _deliver(job: Job, send: Send, route: Route, response: aiohttp.ClientResponse, meter: UsageMeter) -> None:
-    headers = {k: response.headers[k] for k in PASSED_HEADERS if k in response.headers}
+async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter) -> None:
+    headers = {k: opened.response.headers[k] for k in PASSED_HEADERS if k in opened.response.headers}
     if job.stream:
-        await _relay_stream(job, send, route, response, meter, headers)
+        await _relay_stream(job, send, route, opened, meter, headers)
     elif meter.format == "responses":
-        await _aggregate(job, send, route, response, meter, headers)
+        await _aggregate(job, send, route, opened, meter, headers)
     else:
-        raw = await response.read()
+        raw = await opened.response.read()
         obj = json.loads(raw)
         meter.body(obj)
         job.record.status_code = 200
@@ -252,11 +297,11 @@ async def _deliver(job: Job, send: Send, route: Route, response: aiohttp.ClientR
         _mark_first_byte(job)
 
 
-async def _aggregate(job: Job, send: Send, route: Route, response: aiohttp.ClientResponse, meter: UsageMeter,
+async def _aggregate(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter,
                      headers: dict[str, str]) -> None:
     """A stream-only upstream (Codex) serving a stream:false client."""
     aggregator, parser = ResponseAggregator(), SSEParser()
-    async for chunk in response.content.iter_any():
+    async for chunk in opened.chunks():
         for event in parser.feed(chunk):
             meter.feed(event)
             aggregator.feed(event)
@@ -274,7 +319,7 @@ async def _aggregate(job: Job, send: Send, route: Route, response: aiohttp.Clien
     _mark_first_byte(job)
 
 
-async def _relay_stream(job: Job, send: Send, route: Route, response: aiohttp.ClientResponse, meter: UsageMeter,
+async def _relay_stream(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter,
                         headers: dict[str, str]) -> None:
     """Forward each upstream event as it arrives; never buffer the stream."""
     translator = route.stream(job.body, job.entry.name) if route.stream else None
@@ -284,7 +329,7 @@ async def _relay_stream(job: Job, send: Send, route: Route, response: aiohttp.Cl
     sent = _SentState()
     keepalive = asyncio.get_running_loop().create_task(_keepalive(send, sent))
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in opened.chunks():
             out = _translate_chunk(chunk, parser, meter, translator)
             if out:
                 sent.at_boundary = False

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from django.conf import settings
 
 from gateway.formats.errors import upstream_error_message
+from gateway.formats.sse import Event
 from gateway.upstream import claude_body
 from gateway.upstream.base import (
     CredentialUnusable, UpstreamAuthFailed, UpstreamCall, UpstreamError, UpstreamRateLimited,
@@ -53,6 +54,20 @@ class Claude:
 
     def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:
         return claude_windows(headers)
+
+    def stream_start(self, event: Event) -> UpstreamError | bool | None:
+        """Vet a stream's opening: None to read on, True to commit, or the error to fail over on."""
+        if event.event in ("message_start", "ping"):
+            return None
+        if event.event != "error":
+            return True
+        error = (event.object() or {}).get("error") or {}
+        error_type, message = error.get("type"), str(error.get("message") or "upstream error")
+        if error_type == "rate_limit_error":
+            return UpstreamRateLimited(429, message, cooldown=settings.PROXYHUB_COOLDOWN_THROTTLE, error_type=error_type)
+        if error_type in ("overloaded_error", "api_error"):
+            return UpstreamUnavailable(529, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=error_type)
+        return True  # about the request itself: the client sees it in its stream
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         """Turn a non-2xx answer into the error the retry loop acts on."""

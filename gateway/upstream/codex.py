@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from typing import Any, Mapping
@@ -10,6 +11,7 @@ from typing import Any, Mapping
 from django.conf import settings
 
 from gateway.formats.errors import upstream_error_message
+from gateway.formats.sse import Event
 from gateway.upstream.base import (
     CredentialUnusable, UpstreamAuthFailed, UpstreamCall, UpstreamError, UpstreamRateLimited,
     UpstreamRejected, UpstreamUnavailable, json_or_none,
@@ -46,6 +48,23 @@ class Codex:
     def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:
         return codex_windows(headers)
 
+    def stream_start(self, event: Event) -> UpstreamError | bool | None:
+        """Vet a stream's opening: None to read on, True to commit, or the error to fail over on."""
+        if event.event in ("response.created", "response.in_progress"):
+            return None
+        if event.event not in ("response.failed", "error"):
+            return True
+        data = event.object() or {}
+        error = (data.get("response") or {}).get("error") or data
+        code, message = str(error.get("code") or ""), str(error.get("message") or "upstream error")
+        if code == "usage_not_included":
+            return CredentialUnusable(403, message, error_type=code)
+        if code in ("rate_limit_exceeded", "usage_limit_reached", "insufficient_quota"):
+            return UpstreamRateLimited(429, message, cooldown=_stream_cooldown(code, message), error_type=code)
+        if code == "server_error":
+            return UpstreamUnavailable(502, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=code)
+        return True  # context_length_exceeded and the like: the client's to see
+
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         body = json_or_none(raw)
         err = body.get("error") if isinstance(body, dict) else None
@@ -71,6 +90,16 @@ def _usage_cooldown(err: Mapping[str, Any], headers: Mapping[str, str]) -> float
         return float(err["resets_in_seconds"]) + 2
     retry = retry_after_seconds(headers)
     return retry if retry is not None else float(settings.PROXYHUB_COOLDOWN_THROTTLE)
+
+
+def _stream_cooldown(code: str, message: str) -> float:
+    """``rate_limit_exceeded`` says "try again in 1.5s"; a spent quota waits the long cooldown."""
+    match = re.search(r"try again in ([0-9.]+)\s*(ms|s)", message)
+    if match:
+        seconds = float(match[1]) / (1000 if match[2] == "ms" else 1)
+        return max(seconds, 1.0)
+    return float(settings.PROXYHUB_COOLDOWN_THROTTLE if code == "rate_limit_exceeded"
+                 else settings.PROXYHUB_COOLDOWN_OVERLOADED)
 
 
 def _session_uuid(seed: str) -> str:

@@ -17,6 +17,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from django.utils import timezone
 from django.core.management import call_command
 
 from tests.conftest import wait_for_usage
@@ -273,7 +274,7 @@ def test_response_failed_mid_stream_becomes_an_error_event_in_the_client_format(
 
 def test_response_failed_mid_stream_reaches_the_openai_sdk_as_response_failed(gateway, key, credential_factory, fake):
     credential_factory("codex")
-    fake.add_fault("codex", "failed", code="rate_limit_exceeded")
+    fake.add_fault("codex", "failed", code="context_length_exceeded")  # about the request: no failover
     with openai.OpenAI(base_url=gateway + "/v1", api_key=key, max_retries=0) as client:
         with client.responses.stream(model=MODEL, input="hi") as s:
             kinds = [event.type for event in s]
@@ -361,3 +362,17 @@ def test_import_credentials_reads_codex_cli_auth_json_and_cliproxyapi_files(tmp_
     for _ in range(2):
         assert post(gateway, key).status_code == 200
     assert {r.headers["chatgpt-account-id"] for r in fake.requests("codex")} == {"acct-cli", "acct-team"}
+
+
+def test_a_quota_failure_at_the_start_of_the_stream_fails_over_before_any_byte(
+        gateway, key, credential_factory, fake):
+    spent, healthy = credential_factory("codex"), credential_factory("codex")
+    fake.add_fault("codex", "failed", token=spent.access_token, code="rate_limit_exceeded",
+                   message="Rate limit reached. Please try again in 20s.")
+    for _ in range(2):  # whichever credential the rotation picks first, the stream succeeds
+        with openai.OpenAI(base_url=gateway + "/v1", api_key=key, max_retries=0) as client:
+            with client.responses.stream(model=MODEL, input="hi") as s:
+                assert s.get_final_response().status == "completed"
+    spent.refresh_from_db()
+    assert spent.cooldown_until is not None
+    assert 10 < (spent.cooldown_until - timezone.now()).total_seconds() <= 21

@@ -271,3 +271,17 @@ def test_claude_refresh_falls_back_to_the_api_host_when_the_token_host_is_down(
     assert post(gateway, key).status_code == 200
     credential.refresh_from_db()
     assert credential.token_version == 1 and len(fake.token_requests("claude")) == 1
+
+
+def test_an_error_event_right_after_message_start_fails_over(gateway, key, credential_factory, fake):
+    overloaded, healthy = credential_factory(), credential_factory()
+    fake.add_fault("claude", "mid_stream_error", token=overloaded.access_token, times=2, after=1)
+    client = anthropic.Anthropic(base_url=gateway, api_key=key, max_retries=0)
+    for _ in range(2):
+        with client.messages.stream(**BODY) as s:
+            assert "".join(s.text_stream) == "Echo: hi"
+    client.close()
+    overloaded.refresh_from_db()
+    assert overloaded.cooldown_until is not None
+    served = [r.headers["authorization"] for r in fake.requests("claude") if r.status == 200]
+    assert served[-1] == f"Bearer {healthy.access_token}"
