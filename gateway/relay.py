@@ -97,9 +97,11 @@ async def relay(job: Job, send: Send) -> None:
         opened, credential = await _open(job, upstream, body)
     except TranslationError as exc:
         await _fail(job, send, Failure(exc.status, exc.message), outcome=UsageRecord.Outcome.REJECTED)
+        _finish_record(job, None)
         return
     except Failure as exc:
         await _fail(job, send, exc, outcome=UsageRecord.Outcome.UPSTREAM_ERROR)
+        _finish_record(job, None)
         return
     job.record.credential_id = credential.pk
     meter = UsageMeter(upstream.upstream_format)
@@ -118,9 +120,9 @@ def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
     target = Target(job.entry.upstream_model, job.entry.max_output_tokens, job.entry.adaptive_thinking)
     try:
         body = route.request(job.body, target)
+    except TranslationError:
+        raise
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-        if isinstance(exc, TranslationError):
-            raise
         # Translators trust the shapes the client format promises; a body that breaks
         # that promise is the client's error, not ours.
         raise TranslationError(f"Malformed {job.client_format} request: {type(exc).__name__} {exc}"[:300]) from None
@@ -185,7 +187,7 @@ async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credent
         error = upstream.classify(response.status, response.headers, raw)
         if isinstance(error, UpstreamAuthFailed) and not refreshed:
             refreshed = True
-            credential = await _refreshed(credential, force=True)
+            credential = await _refreshed(credential)
             continue
         return None, credential, error
 
@@ -220,7 +222,7 @@ async def _vetted(response: aiohttp.ClientResponse, upstream: Any, stream: bool,
     return Opened(response, head), credential, None
 
 
-async def _refreshed(credential: Credential, force: bool = False) -> Credential:
+async def _refreshed(credential: Credential) -> Credential:
     fresh = await arefresh(credential)
     pool.replace(fresh)
     return fresh
@@ -276,7 +278,6 @@ async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str) -> None
     known_type = failure.error_type if anthropic and failure.error_type in ANTHROPIC_ERROR_TYPES else None
     await send_error(send, job.client_format, failure.status, failure.message, headers=failure.headers,
                      error_type=known_type, code=None if anthropic else failure.error_type)
-    _finish_record(job, None)
 
 
 async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter) -> None:

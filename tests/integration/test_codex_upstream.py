@@ -376,3 +376,17 @@ def test_a_quota_failure_at_the_start_of_the_stream_fails_over_before_any_byte(
     spent.refresh_from_db()
     assert spent.cooldown_until is not None
     assert 10 < (spent.cooldown_until - timezone.now()).total_seconds() <= 21
+
+
+def test_a_failed_aggregation_leaves_exactly_one_usage_record(gateway, key, credential_factory, fake):
+    from tests.conftest import wait_for_usage
+
+    credential_factory("codex")
+    fake.add_fault("codex", "failed", code="context_length_exceeded")
+    r = httpx.post(gateway + "/v1/responses", json={"model": MODEL, "input": "hi"},
+                   headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 502
+
+    time.sleep(0.5)  # a second, duplicate record would be flushed by now
+    records = wait_for_usage(1)
+    assert len(records) == 1 and records[0].outcome == "upstream_error"
