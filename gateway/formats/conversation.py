@@ -15,8 +15,9 @@ def conversation_key(headers: Mapping[str, str], body: Mapping[str, Any], fallba
     session = headers.get("session_id") or headers.get("session-id") or headers.get("x-claude-code-session-id")
     if session:
         return session
-    if isinstance(body.get("prompt_cache_key"), str) and body["prompt_cache_key"]:
-        return body["prompt_cache_key"]
+    cache_key = body.get("prompt_cache_key")
+    if isinstance(cache_key, str) and cache_key:
+        return cache_key
     user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
     if isinstance(user_id, str) and user_id:
         return _claude_code_session(user_id)

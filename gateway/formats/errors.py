@@ -68,12 +68,12 @@ def upstream_error_message(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
+            return str(err["message"])
         if isinstance(err, str):
             return str(body.get("error_description") or err)
         detail = body.get("detail")
         if isinstance(detail, str):
             return detail
         if isinstance(body.get("message"), str):
-            return body["message"]
+            return str(body["message"])
     return fallback
