@@ -376,6 +376,7 @@ def test_a_quota_failure_at_the_start_of_the_stream_fails_over_before_any_byte(
     spent.refresh_from_db()
     assert spent.cooldown_until is not None
     assert 10 < (spent.cooldown_until - timezone.now()).total_seconds() <= 21
+    assert fake.requests("codex")[-1].headers["authorization"] == f"Bearer {healthy.access_token}"
 
 
 def test_a_failed_aggregation_leaves_exactly_one_usage_record(gateway, key, credential_factory, fake):
