@@ -8,16 +8,26 @@ import aiohttp
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from credentials.models import Credential
+from credentials.models import Credential, Model
 from gateway.formats.sse import SSEParser
 from gateway.upstream import codex_body
 from gateway.upstream.client import new_session
 from gateway.upstream.registry import UPSTREAMS
 
 PROBES = {
-    "claude": {"model": "claude-haiku-4-5-20251001", "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]},
-    "codex": {"model": "gpt-5.4-mini", "input": "ping", "reasoning": {"effort": "low"}},
+    "claude": {"max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]},
+    "codex": {"input": "ping", "reasoning": {"effort": "low"}},
 }
+CHEAP_MARKERS = ("haiku", "mini")  # the cheapest model of a family, by name
+
+
+def probe_model(provider: str) -> str:
+    """The catalog's cheapest-looking enabled model of ``provider``: the catalog changes without a release."""
+    names = list(Model.objects.filter(provider=provider, enabled=True).order_by("name").values_list("name", "upstream_id"))
+    if not names:
+        raise LookupError(f"no enabled {provider} model in the catalog")
+    name, upstream_id = next((n for n in names if any(m in n[0] for m in CHEAP_MARKERS)), names[0])
+    return upstream_id or name
 
 
 @dataclass
@@ -30,12 +40,16 @@ class ProbeResult:
 
 def probe(credential: Credential) -> ProbeResult:
     """Send the smallest useful request with ``credential`` (no refresh, no retry) and report."""
-    return async_to_sync(_aprobe)(credential)
+    try:
+        model = probe_model(credential.provider)
+    except LookupError as exc:
+        return ProbeResult(False, 0, str(exc), 0.0)
+    return async_to_sync(_aprobe)(credential, model)
 
 
-async def _aprobe(credential: Credential) -> ProbeResult:
+async def _aprobe(credential: Credential, model: str) -> ProbeResult:
     upstream = UPSTREAMS[credential.provider]
-    body = PROBES[credential.provider]
+    body = {**PROBES[credential.provider], "model": model}
     if credential.provider == "codex":
         body = codex_body.prepare(body)
     call = upstream.call(credential, body, {}, session_seed="probe")

@@ -62,12 +62,12 @@ def test_refresh_now_reports_a_dead_refresh_token(admin_client, credential_facto
     assert "needs re-login" in page and credential.status == "needs_relogin"
 
 
-def test_test_action_sends_a_tiny_real_request(admin_client, credential_factory, fake):
-    fake.reset()
+def test_test_action_sends_a_tiny_real_request(admin_client, credential_factory, fake, catalog_seeded):
     good = credential_factory()
     page = act(admin_client, "test_request", good).content.decode()
     assert "200 answered" in page
-    assert fake.requests("claude")[-1].json["max_tokens"] == 1
+    sent = fake.requests("claude")[-1].json
+    assert sent["max_tokens"] == 1 and sent["model"] == "claude-haiku-4-5-20251001"
     codex = credential_factory("codex")
     assert "200 answered" in act(admin_client, "test_request", codex).content.decode()
     fake.expire_access_token(good.access_token)
@@ -83,3 +83,8 @@ def test_disable_and_enable_actions(admin_client, credential_factory):
     act(admin_client, "enable", credential)
     credential.refresh_from_db()
     assert credential.status == "active"
+
+
+def test_test_action_says_when_the_catalog_has_no_model_for_the_provider(admin_client, credential_factory):
+    credential = credential_factory("codex")
+    assert "no enabled codex model in the catalog" in act(admin_client, "test_request", credential).content.decode()
