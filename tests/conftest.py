@@ -7,6 +7,7 @@ A separate smoke test starts it with daphne, as the README does.
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import tempfile
 import threading
@@ -192,3 +193,42 @@ def wait_for_usage(count: int, timeout: float = 5.0) -> list[Any]:
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+CHROMIUM = Path(os.environ.get("PROXYHUB_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture
+def chromium_page() -> Iterator[Any]:
+    """A Playwright page in Debian's Chromium (never a downloaded browser); skips when either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def outside_the_browser_loop(query: Callable[[], Any]) -> Any:
+    """Run ORM code in a thread: Playwright's sync API keeps an event loop running in this one,
+    and Django refuses sync queries there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def run() -> Any:
+        try:
+            return query()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()

@@ -6,19 +6,12 @@ skipped when either is missing. CI: `apt-get install -y chromium` and
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Callable
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 
 from credentials.models import Credential
+from tests.conftest import outside_the_browser_loop
 from tests.credentials.conftest import approve
-
-CHROMIUM = Path(os.environ.get("PROXYHUB_TEST_CHROMIUM", "/usr/bin/chromium"))
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,35 +21,9 @@ def superuser(transactional_db):
     return get_user_model().objects.create_superuser("root", "root@example.com", "pw-browser")
 
 
-def outside_the_browser_loop(query: Callable[[], Any]) -> Any:
-    """Run ORM code in a thread: Playwright's sync API keeps an event loop running in this one,
-    and Django refuses sync queries there."""
-    def run() -> Any:
-        try:
-            return query()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
-
-
 @pytest.fixture
-def browser_page(superuser):
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
+def browser_page(superuser, chromium_page):
+    return chromium_page
 
 
 def test_admin_connects_a_claude_account_in_a_browser(live_server, oauth, browser_page):
