@@ -19,9 +19,10 @@ import time
 import uuid
 from typing import Any, TypedDict
 
-from gateway.formats.sse import DONE, Event, data_event
+from gateway.formats.sse import DONE, data_event
 from gateway.formats.stream_errors import chat_error
 from gateway.translate import anthropic_build as build
+from gateway.translate.anthropic_events import AnthropicEventTranslator
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import ANTHROPIC_TO_CHAT_FINISH, Target, Usage
 
@@ -200,7 +201,7 @@ def _finish(stop_reason: Any) -> str:
 
 # -- stream -------------------------------------------------------------------------
 
-class StreamTranslator:
+class StreamTranslator(AnthropicEventTranslator):
     """Anthropic SSE events in, ``chat.completion.chunk`` SSE bytes out (PROTOCOLS.md §2.5, §6.2).
 
     ``content_block_start {"index": 1, "content_block": {"type": "tool_use", "id": "toolu_01A", ...}}``
@@ -213,8 +214,8 @@ class StreamTranslator:
 
     def __init__(self, client_body: dict[str, Any], model: str) -> None:
         self.model = model
+        super().__init__()
         self.usage = Usage()
-        self.done = False
         self._names = build.ToolNames(_function_names(client_body))
         self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
         self._id = "chatcmpl-" + uuid.uuid4().hex
@@ -224,21 +225,8 @@ class StreamTranslator:
         self._calls: dict[int, int] = {}  # content-block index -> tool-call index
         self._has_args: set[int] = set()
 
-    def feed(self, event: Event) -> list[bytes]:
-        """Chat SSE bytes for one upstream event; unknown events and ``ping`` give none."""
-        data = None if self.done else event.object()
-        if data is None:
-            return []
-        handler = _HANDLERS.get(data.get("type") or event.event)
-        return getattr(self, handler)(data) if handler else []
-
-    def finish(self) -> list[bytes]:
-        """At upstream EOF: nothing if the stream ended properly, else an error ending."""
-        if self.done:
-            return []
-        if self._finish is not None:
-            return self._on_message_stop({})
-        return self.fail("api_error", "upstream stream ended before the message was complete")
+    def _stop_seen(self) -> bool:
+        return self._finish is not None
 
     def fail(self, error_type: str, message: str) -> list[bytes]:
         if self.done:
@@ -263,7 +251,7 @@ class StreamTranslator:
         self._started = True
         return [self._chunk({"role": "assistant", "content": ""})]
 
-    def _on_content_block_start(self, data: dict[str, Any]) -> list[bytes]:
+    def _on_block_start(self, data: dict[str, Any]) -> list[bytes]:
         block = data.get("content_block") or {}
         if block.get("type") == "text" and block.get("text"):
             return [self._chunk({"content": block["text"]})]
@@ -277,7 +265,7 @@ class StreamTranslator:
             out.append(self._arguments(data["index"], json.dumps(block["input"], ensure_ascii=False)))
         return out
 
-    def _on_content_block_delta(self, data: dict[str, Any]) -> list[bytes]:
+    def _on_block_delta(self, data: dict[str, Any]) -> list[bytes]:
         delta = data.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
@@ -293,7 +281,7 @@ class StreamTranslator:
         call = {"index": self._calls[block_index], "function": {"arguments": fragment}}
         return self._chunk({"tool_calls": [call]})
 
-    def _on_content_block_stop(self, data: dict[str, Any]) -> list[bytes]:
+    def _on_block_stop(self, data: dict[str, Any]) -> list[bytes]:
         index = data.get("index")
         if index in self._calls and index not in self._has_args:
             return [self._arguments(index, "{}")]  # clients parse the joined arguments: never leave them ""
@@ -318,14 +306,3 @@ class StreamTranslator:
         error = data.get("error") or {}
         return self.fail(str(error.get("type") or "api_error"), str(error.get("message") or "upstream error"))
 
-
-# Upstream event type -> StreamTranslator method (built once, not per event).
-_HANDLERS = {
-    "message_start": "_on_message_start",
-    "content_block_start": "_on_content_block_start",
-    "content_block_delta": "_on_content_block_delta",
-    "content_block_stop": "_on_content_block_stop",
-    "message_delta": "_on_message_delta",
-    "message_stop": "_on_message_stop",
-    "error": "_on_error",
-}

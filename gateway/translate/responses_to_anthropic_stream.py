@@ -21,8 +21,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.formats.sse import Event, named_event
+from gateway.formats.sse import named_event
 from gateway.translate import responses_output as out
+from gateway.translate.anthropic_events import AnthropicEventTranslator
 from gateway.translate.mapping import Usage, anthropic_to_responses_status
 
 
@@ -40,7 +41,7 @@ class _Block:
     suffix: str = ""  # call items: the id after "fc_"/"ctc_"
 
 
-class StreamTranslator:
+class StreamTranslator(AnthropicEventTranslator):
     """Anthropic SSE events in, Responses SSE bytes out, with a running ``sequence_number``.
 
     ``usage`` holds the latest cumulative upstream usage; ``done`` turns true once
@@ -50,7 +51,7 @@ class StreamTranslator:
     def __init__(self, client_body: dict[str, Any], model: str) -> None:
         self.model = model
         self.usage = Usage()
-        self.done = False
+        super().__init__()
         self._body = client_body
         self._tools = out.ResponsesTools(client_body.get("tools"))
         self._base = uuid.uuid4().hex[:24]
@@ -65,21 +66,10 @@ class StreamTranslator:
 
     # -- interface ----------------------------------------------------------------
 
-    def feed(self, event: Event) -> list[bytes]:
-        """Responses SSE bytes for one upstream event; unknown events and ``ping`` give none."""
-        data = None if self.done else event.object()
-        if data is None:
-            return []
-        handler = _HANDLERS.get(data.get("type") or event.event)
-        return getattr(self, handler)(data) if handler else []
+    UNFINISHED = "upstream stream ended before the response was complete"
 
-    def finish(self) -> list[bytes]:
-        """At upstream EOF: nothing if the stream ended properly, else an error ending."""
-        if self.done:
-            return []
-        if self._stopped:
-            return self._on_message_stop({})
-        return self.fail("api_error", "upstream stream ended before the response was complete")
+    def _stop_seen(self) -> bool:
+        return self._stopped
 
     def fail(self, error_type: str, message: str) -> list[bytes]:
         """An ``error`` event then ``response.failed`` (created first if nothing was sent yet)."""
@@ -256,14 +246,3 @@ class StreamTranslator:
         error = data.get("error") or {}
         return self.fail(str(error.get("type") or "api_error"), str(error.get("message") or "upstream error"))
 
-
-# Upstream event type -> StreamTranslator method (built once, not per event).
-_HANDLERS = {
-    "message_start": "_on_message_start",
-    "content_block_start": "_on_block_start",
-    "content_block_delta": "_on_block_delta",
-    "content_block_stop": "_on_block_stop",
-    "message_delta": "_on_message_delta",
-    "message_stop": "_on_message_stop",
-    "error": "_on_error",
-}
