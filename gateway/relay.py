@@ -168,15 +168,25 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, 
 
 async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credential: Credential
                           ) -> tuple[Opened | None, Credential, UpstreamError | None]:
-    """One credential: refresh first if it is about to expire, and once more on a 401."""
+    """One credential: refresh first if it is about to expire, and once more on a 401.
+
+    A pooled keep-alive connection the upstream already closed fails on first
+    use; that is retried once at once, not held against the credential.
+    """
     if credential.expires_within(settings.PROXYHUB_REFRESH_MARGIN):
         credential = await _refreshed(credential)
-    refreshed = False
+    refreshed = reconnected = False
     while True:
         call = upstream.call(credential, body, job.request.headers, endpoint=job.endpoint,
                              session_seed=job.api_key.prefix)
         try:
             response = await session(credential.proxy_url).post(call.url, data=call.body, headers=call.headers)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not reconnected and not isinstance(exc, aiohttp.ClientConnectorError):
+                reconnected = True
+                continue
+            return None, credential, UpstreamUnavailable(
+                502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return None, credential, UpstreamUnavailable(
                 502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)

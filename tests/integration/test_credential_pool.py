@@ -285,3 +285,13 @@ def test_an_error_event_right_after_message_start_fails_over(gateway, key, crede
     assert overloaded.cooldown_until is not None
     served = [r.headers["authorization"] for r in fake.requests("claude") if r.status == 200]
     assert served[-1] == f"Bearer {healthy.access_token}"
+
+
+def test_a_dropped_connection_is_retried_once_without_a_cooldown(gateway, key, credential_factory, fake):
+    credential = credential_factory()
+    fake.add_fault("claude", "drop_mid_stream", times=1)  # a non-stream request: the connection is cut
+    r = post(gateway, key)
+    assert r.status_code == 200, r.text
+    credential.refresh_from_db()
+    assert credential.cooldown_until is None
+    assert len(fake.requests("claude")) == 2
