@@ -135,3 +135,20 @@ def test_thinking_level_in_the_model_name_reaches_the_upstream(gateway, api_key_
     assert fake.requests("codex")[-1].json["reasoning"]["effort"] == "low"
     r = httpx.post(gateway + "/v1/messages", json={**ANTHROPIC_BODY, "model": "gpt-5.5(turbo)"}, headers=h)
     assert r.status_code == 400 and "thinking level" in r.json()["error"]["message"]
+
+
+def test_a_model_added_to_the_catalog_is_served_without_a_restart(gateway, key, credential_factory, fake):
+    from credentials.models import Model
+
+    credential_factory()
+    body = {**ANTHROPIC_BODY, "model": "claude-sonnet-5"}
+    assert httpx.post(gateway + "/v1/messages", json=body, headers={"x-api-key": key}).status_code == 404
+    Model.objects.create(name="claude-sonnet-5", provider="claude", upstream_id="claude-sonnet-5-20261101")
+    r = httpx.post(gateway + "/v1/messages", json=body, headers={"x-api-key": key})
+    assert r.status_code == 200, r.text
+    assert fake.requests("claude")[-1].json["model"] == "claude-sonnet-5-20261101"
+    Model.objects.filter(name="claude-sonnet-5").update(enabled=False)
+    from gateway import catalog
+
+    catalog.invalidate()  # update() sends no signal; another process would see it within the cache TTL
+    assert httpx.post(gateway + "/v1/messages", json=body, headers={"x-api-key": key}).status_code == 404
