@@ -20,7 +20,13 @@ import re
 from typing import Any, Iterable, TypedDict
 
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import EFFORT_TO_BUDGET, TOOL_NAME_LIMIT, Target, adaptive_effort, shorten_tool_names
+from gateway.translate.mapping import (
+    EFFORT_TO_BUDGET,
+    TOOL_NAME_LIMIT,
+    Target,
+    adaptive_effort,
+    shorten_tool_names,
+)
 
 Block = dict[str, Any]
 Turn = tuple[str, list[Block]]

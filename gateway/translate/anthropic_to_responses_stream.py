@@ -29,7 +29,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from gateway.formats.sse import Event, named_event
+from gateway.formats.sse import named_event
+from gateway.translate.codex_events import CodexEventTranslator
 from gateway.translate.mapping import (
     FOREIGN_SIGNATURE_PREFIX,
     Usage,
@@ -121,47 +122,29 @@ class _Block:
     signature: str = FOREIGN_SIGNATURE_PREFIX  # sent when a thinking block closes
 
 
-class StreamTranslator:
+class StreamTranslator(CodexEventTranslator):
     """Codex SSE events -> Anthropic SSE bytes. See the module docstring."""
 
     def __init__(self, client_body: dict[str, Any], model: str) -> None:
+        super().__init__()
         self._model = model
         self._names = reverse_tool_names(client_body)
         self._omit_thinking = (client_body.get("thinking") or {}).get("display") == "omitted"
         self._message_id = f"msg_{uuid.uuid4().hex[:24]}"
         self._started = False
-        self._done = False
         self._next_index = 0
         self._block: _Block | None = None
         self._active: int | None = None  # output_index of the item being translated
         self._held: dict[int, list[dict[str, Any]]] = {}
         self._has_call = False
 
-    @property
-    def done(self) -> bool:
-        """True once ``message_stop`` or an ``error`` event has been returned."""
-        return self._done
-
-    def feed(self, event: Event) -> list[bytes]:
-        if self._done:
-            return []
-        data = event.object()
-        if data is None:
-            return []
-        data.setdefault("type", event.event)
+    def _on_event(self, data: dict[str, Any]) -> list[bytes]:
+        # Events of a later output item wait until the current one is finished.
         index = data.get("output_index")
         if isinstance(index, int) and self._active is not None and index != self._active:
             self._held.setdefault(index, []).append(data)
             return []
         return self._dispatch(data) + self._release_held()
-
-    def finish(self) -> list[bytes]:
-        """Call when the upstream stream ends; reports a stream cut short."""
-        return [] if self._done else self._error("api_error", "upstream stream ended early")
-
-    def fail(self, error_type: str, message: str) -> list[bytes]:
-        """End the client stream with an ``error`` event (e.g. the upstream connection broke)."""
-        return [] if self._done else self._error(error_type, message)
 
     # -- sequencing ------------------------------------------------------------
 

@@ -28,8 +28,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from gateway.formats.sse import DONE, Event, data_event
-from gateway.translate.mapping import Usage, responses_to_chat_finish, shorten_tool_names
+from gateway.formats.sse import DONE, data_event
+from gateway.translate.codex_events import CodexEventTranslator
+from gateway.translate.mapping import (
+    Usage,
+    responses_to_chat_finish,
+    shorten_tool_names,
+)
 
 _CALL_TYPES = ("function_call", "custom_tool_call")
 
@@ -86,10 +91,13 @@ class _Call:
     streamed: bool = False  # argument deltas were seen
 
 
-class StreamTranslator:
+class StreamTranslator(CodexEventTranslator):
     """Codex SSE events -> Chat chunk bytes. See the module docstring."""
 
+    STREAM_CUT = ("server_error", "upstream stream ended early", "stream_incomplete")
+
     def __init__(self, client_body: dict[str, Any], model: str) -> None:
+        super().__init__()
         self._model = model
         self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
         names = shorten_tool_names(client_tool_names(client_body))
@@ -97,38 +105,15 @@ class StreamTranslator:
         self._id = chat_id(None)
         self._created = int(time.time())
         self._started = False
-        self._done = False
         self._reasoning_seen = False
         self._calls_by_item: dict[str, _Call] = {}
         self._calls_by_index: dict[int, _Call] = {}
         self._call_count = 0
         self._texted_items: set[str] = set()  # message items whose text arrived as deltas
 
-    @property
-    def done(self) -> bool:
-        """True once ``[DONE]`` has been returned; later events are ignored."""
-        return self._done
-
-    def feed(self, event: Event) -> list[bytes]:
-        if self._done:
-            return []
-        data = event.object()
-        if data is None:
-            return []
-        handler = _HANDLERS.get(str(data.get("type") or event.event))
+    def _on_event(self, data: dict[str, Any]) -> list[bytes]:
+        handler = _HANDLERS.get(str(data.get("type")))
         return handler(self, data) if handler else []
-
-    def finish(self) -> list[bytes]:
-        """Call when the upstream stream ends; reports a stream cut short."""
-        if self._done:
-            return []
-        return self._error("server_error", "upstream stream ended early", "stream_incomplete")
-
-    def fail(self, error_type: str, message: str) -> list[bytes]:
-        """End the client stream with an error chunk (e.g. the upstream connection broke)."""
-        if self._done:
-            return []
-        return self._error(error_type, message, None)
 
     # -- event handlers ------------------------------------------------------
 
@@ -266,7 +251,7 @@ class StreamTranslator:
             chunk["usage"] = None
         return data_event(chunk)
 
-    def _error(self, error_type: str, message: str, code: str | None) -> list[bytes]:
+    def _error(self, error_type: str, message: str, code: str | None = None) -> list[bytes]:
         self._done = True
         error = {"message": message, "type": error_type, "param": None, "code": code}
         return [data_event({"error": error}), DONE]

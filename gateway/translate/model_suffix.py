@@ -14,7 +14,11 @@ import re
 from typing import Any
 
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import EFFORT_TO_BUDGET, adaptive_effort, budget_to_effort
+from gateway.translate.mapping import (
+    EFFORT_TO_BUDGET,
+    adaptive_effort,
+    budget_to_effort,
+)
 
 _SUFFIX = re.compile(r"^(?P<name>.+?)\((?P<value>[^()]*)\)$")
 LEVELS = ("minimal", "low", "medium", "high", "xhigh", "max", "auto", "none")

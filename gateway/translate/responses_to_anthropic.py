@@ -31,7 +31,11 @@ from gateway.translate import anthropic_build as build
 from gateway.translate import responses_output as out
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target, Usage, anthropic_to_responses_status
-from gateway.translate.responses_output import REDACTED_PREFIX, SIGNATURE_PREFIX, ResponsesTools
+from gateway.translate.responses_output import (
+    REDACTED_PREFIX,
+    SIGNATURE_PREFIX,
+    ResponsesTools,
+)
 from gateway.translate.responses_to_anthropic_stream import StreamTranslator
 
 __all__ = ["SIGNATURE_PREFIX", "REDACTED_PREFIX", "StreamTranslator", "request", "response"]
