@@ -47,3 +47,22 @@ def test_daphne_refuses_a_websocket_upgrade_with_426(tmp_path, fake):
                          b"Sec-WebSocket-Version: 13\r\nopenai-beta: responses_websockets=2026-02-06\r\n\r\n")
             status_line = sock.recv(4096).split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 426")
+
+
+def test_usage_queued_at_shutdown_is_written_before_daphne_exits(tmp_path, fake):
+    import sqlite3
+
+    import httpx
+
+    db = tmp_path / "db.sqlite3"
+    env = server_env(fake, f"sqlite:///{db}", SECRET_KEY="test-secret-for-daphne")
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
+    issued = subprocess.run([*manage, "issue_key", "dora"], env=env, check=True, capture_output=True, text=True)
+    key = issued.stdout.strip().splitlines()[-1]
+    with daphne(env) as server:
+        for _ in range(10):  # refused requests are recorded too, and need no upstream
+            httpx.post(server.url + "/v1/messages", json={"model": "nope"}, headers={"x-api-key": key})
+    # daphne was terminated at once: the writer's 0.25 s batch had no time to run on its own.
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM gateway_usagerecord").fetchone()[0] == 10
