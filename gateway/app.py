@@ -21,6 +21,7 @@ from gateway.catalog import Entry
 from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
 )
+from gateway.model_list import anthropic_models, available_entries, openai_models
 from gateway.models import UsageRecord
 from gateway.relay import Job, relay
 from gateway.translate import model_suffix
@@ -269,8 +270,6 @@ async def _models(request: Request, receive: Receive, send: Send) -> None:
     api_key = await _authenticate(request, send)
     if api_key is None:
         return
-    from gateway.model_list import anthropic_models, available_entries, openai_models
-
     entries = await available_entries(api_key)
     if request.path.startswith("/v1/models/"):
         wanted = request.path[len("/v1/models/"):]

@@ -125,11 +125,11 @@ async def take_out(credential: Credential, status: str, reason: str) -> None:
     credential.status = status
     fn = services.mark_needs_relogin if status == Credential.Status.NEEDS_RELOGIN else services.disable
     await sync_to_async(fn)(credential.pk, reason)
-    invalidate(credential.provider)
+    forget(credential)
 
 
 def forget(credential: Credential) -> None:
-    """Drop a credential that another layer already took out of service (its DB row says why)."""
+    """Drop a credential taken out of service from this process's snapshot (its DB row says why)."""
     state = _state.get(credential.provider)
     if state is not None:
         state.credentials = [c for c in state.credentials if c.pk != credential.pk]

@@ -105,7 +105,10 @@ def drop_foreign_thinking(body: dict[str, Any]) -> dict[str, Any]:
     Anthropic rejects any signature it did not issue; these carry ``openai:``.
     """
     messages = body.get("messages")
-    if not isinstance(messages, list) or FOREIGN_SIGNATURE_PREFIX not in json.dumps(messages):
+    # Looks at block dicts only: serialising the whole history to search it cost more on every request.
+    if not isinstance(messages, list) or not any(
+            _foreign_thinking(b) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+            for b in m["content"]):
         return body
     cleaned = []
     for message in messages:
