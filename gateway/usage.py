@@ -48,8 +48,13 @@ def record_usage(record: UsageRecord) -> None:
 
 
 async def _flush_later() -> None:
-    await asyncio.sleep(FLUSH_SECONDS)
-    await aflush()
+    # Records queued while a write runs in its thread see this task still
+    # running and start none of their own, so loop until nothing is left.
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        await aflush()
+        if not (_pending or _credential_notes):
+            return
 
 
 async def aflush() -> None:
@@ -78,8 +83,10 @@ def write_pending() -> None:
 
 
 def _write_credential_notes() -> None:
-    notes = dict(_credential_notes)
-    _credential_notes.clear()
+    notes: dict[int, dict[str, Any]] = {}
+    while _credential_notes:  # popitem, unlike copy-then-clear, cannot drop a note added meanwhile
+        credential_id, windows = _credential_notes.popitem()
+        notes[credential_id] = windows
     for credential_id, windows in notes.items():
         try:
             note_success(credential_id, windows)
