@@ -135,8 +135,12 @@ def _drain_usage() -> None:
     from gateway import usage
     from gateway.app import in_flight
 
-    deadline = time.monotonic() + 5
-    while (in_flight() or not usage.idle()) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 15
+    while in_flight() or not usage.idle():
+        if time.monotonic() > deadline:
+            # Left behind, they would be counted by the next test: fail here instead.
+            usage._pending.clear()
+            pytest.fail(f"the gateway did not settle: {in_flight()} requests in flight, usage writer idle={usage.idle()}")
         time.sleep(0.05)
 
 

@@ -50,12 +50,52 @@ async def exchange_code(client: httpx.AsyncClient, code: str, pkce: Pkce) -> Tok
         "grant_type": "authorization_code", "code": code, "state": pkce.state, "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI, "code_verifier": pkce.verifier,
     }
-    return _token_set(await _post(client, payload), previous_refresh="")
+    return await _with_profile(client, _token_set(await _post(client, payload), previous_refresh=""))
 
 
 async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
     payload = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
+    # No profile call here: a refresh can sit on a request's path, and the plan rarely changes.
     return _token_set(await _post(client, payload), previous_refresh=refresh_token)
+
+
+async def _with_profile(client: httpx.AsyncClient, tokens: TokenSet) -> TokenSet:
+    """Fill in the plan (and any missing account) from the profile endpoint, best effort.
+
+    The token response names no plan and may omit the account (PROTOCOLS.md §4.4);
+    a profile failure must never fail a login.
+    """
+    profile = await fetch_profile(client, tokens.access_token)
+    account = profile.get("account") if isinstance(profile.get("account"), dict) else {}
+    tokens.email = tokens.email or str(account.get("email") or account.get("email_address") or "")
+    tokens.account_id = tokens.account_id or str(account.get("uuid") or "")
+    tokens.plan = plan_from_profile(profile)
+    return tokens
+
+
+async def fetch_profile(client: httpx.AsyncClient, access_token: str) -> dict[str, Any]:
+    """``GET /api/oauth/profile`` for this token, or {} when it cannot be had."""
+    url = settings.PROXYHUB_CLAUDE_BASE_URL.rstrip("/") + "/api/oauth/profile"
+    headers = {"authorization": f"Bearer {access_token}", "anthropic-beta": "oauth-2025-04-20",
+               "accept": "application/json"}
+    try:
+        response = await client.get(url, headers=headers, timeout=10)
+        data = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def plan_from_profile(profile: dict[str, Any]) -> str:
+    """``max`` / ``pro`` from the account flags (max wins), else the organisation type (``claude_team`` → ``team``)."""
+    account = profile.get("account") if isinstance(profile.get("account"), dict) else {}
+    if account.get("has_claude_max"):
+        return "max"
+    if account.get("has_claude_pro"):
+        return "pro"
+    organization = profile.get("organization") if isinstance(profile.get("organization"), dict) else {}
+    kind = str(organization.get("organization_type") or "")
+    return kind.removeprefix("claude_")
 
 
 async def _post(client: httpx.AsyncClient, payload: dict[str, str]) -> dict[str, Any]:

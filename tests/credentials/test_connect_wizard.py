@@ -52,14 +52,14 @@ def test_connects_a_claude_account(admin_client, oauth):
     assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43 and len(q["state"]) >= 32
     assert q["redirect_uri"] == "https://platform.claude.com/oauth/code/callback"
 
-    r = paste(admin_client, page, approve(oauth, "claude", url, email="max@example.com"), label="Team Max")
+    r = paste(admin_client, page, approve(oauth, "claude", url, email="max@example.com", plan="pro"), label="Team Max")
     html = r.content.decode()
     assert r.redirect_chain[-1][0] == CHANGELIST
-    assert "Connected max@example.com" in html
+    assert "Connected max@example.com" in html and "plan pro" in html
 
     credential = Credential.objects.get()
     assert credential.provider == "claude" and credential.label == "Team Max"
-    assert credential.email == "max@example.com"
+    assert credential.email == "max@example.com" and credential.plan == "pro"  # from the profile endpoint
     assert credential.account_id == stable_uuid("claude-account", "max@example.com")
     assert credential.status == Credential.Status.ACTIVE
     assert timedelta(hours=7) < credential.expires_at - timezone.now() <= timedelta(hours=8)
@@ -208,6 +208,15 @@ def test_unreachable_token_endpoint_is_shown_and_nothing_is_saved(admin_client, 
     assert "Connected" in paste(admin_client, page, pasted).content.decode()
 
 
+def test_an_unreachable_profile_endpoint_still_connects_the_account_without_a_plan(admin_client, oauth, settings):
+    page, url = open_wizard(admin_client, "claude")
+    settings.PROXYHUB_CLAUDE_BASE_URL = f"http://127.0.0.1:{closed_port()}"
+    html = paste(admin_client, page, approve(oauth, "claude", url, email="np@example.com")).content.decode()
+    assert "Connected np@example.com" in html and "plan unknown" in html
+    credential = Credential.objects.get()
+    assert credential.email == "np@example.com" and credential.plan == ""
+
+
 def test_a_token_endpoint_error_page_is_a_plain_failure(admin_client, oauth):
     page, url = open_wizard(admin_client, "codex")
     oauth.add_fault("codex_token", "token_error", status=503, body={"error": "temporarily_unavailable"})
@@ -263,3 +272,16 @@ def test_an_overlong_paste_is_refused_without_echoing_it(admin_client, oauth):
     html = paste(admin_client, page, pasted, label="kept").content.decode()
     assert "at most 4096 characters" in html and "x" * 100 not in html
     assert 'value="kept"' in html
+
+
+@pytest.mark.parametrize("profile, plan", [
+    ({"account": {"has_claude_max": True, "has_claude_pro": True}}, "max"),
+    ({"account": {"has_claude_pro": True}, "organization": {"organization_type": "claude_team"}}, "pro"),
+    ({"account": {}, "organization": {"organization_type": "claude_enterprise"}}, "enterprise"),
+    ({"account": "junk", "organization": None}, ""),
+    ({}, ""),
+])
+def test_the_plan_is_read_from_the_profile(profile, plan):
+    from credentials.oauth.claude import plan_from_profile
+
+    assert plan_from_profile(profile) == plan

@@ -4,6 +4,7 @@ Routes (the query string, e.g. ``?beta=true``, is ignored as upstream does):
     POST /v1/messages               JSON, or SSE when ``stream`` is true
     POST /v1/messages/count_tokens  {"input_tokens": N}
     GET  /v1/models                 the Anthropic list shape
+    GET  /api/oauth/profile         the token's account, organisation and plan (§4.4)
 
 Order of checks, as upstream: auth headers, then the token, then the body,
 then any scripted fault for this token.
@@ -22,6 +23,7 @@ from . import anthropic_wire as wire
 from .faults import Fault
 from .replies import anthropic_input_tokens, anthropic_reply, anthropic_usage
 from .serving import Incoming, SseStream, json_response, receive
+from .tokens import stable_uuid
 
 PROVIDER = "claude"
 EXPIRED_MESSAGE = "OAuth token has expired. Please obtain a new token or refresh your existing token."
@@ -49,6 +51,7 @@ def build_app() -> web.Application:
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/api/oauth/profile", profile)
     return app
 
 
@@ -141,6 +144,26 @@ async def models(request: web.Request) -> web.StreamResponse:
     data = [{"type": "model", "id": i, "display_name": n, "created_at": c} for i, n, c in MODELS]
     body = {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
     return json_response(incoming, 200, body, _ok_headers(incoming))
+
+
+async def profile(request: web.Request) -> web.StreamResponse:
+    """Who the token belongs to; the plan shows as account flags and the organisation type."""
+    incoming = await receive(request, PROVIDER)
+    grant = incoming.world.tokens.valid_access(rules.bearer_token(request.headers))
+    if grant is None or grant.identity.provider != PROVIDER:
+        return _error(incoming, 401, "authentication_error", EXPIRED_MESSAGE)
+    identity = grant.identity
+    body = {
+        "account": {
+            "uuid": identity.account_id, "email": identity.email, "display_name": identity.email.split("@")[0],
+            "has_claude_max": identity.plan == "max", "has_claude_pro": identity.plan == "pro",
+        },
+        "organization": {
+            "uuid": stable_uuid("org", identity.email), "name": "Fake Org",
+            "organization_type": f"claude_{identity.plan}",
+        },
+    }
+    return json_response(incoming, 200, body, {"request-id": wire.new_id("req_011C")})
 
 
 # --- faults ------------------------------------------------------------------

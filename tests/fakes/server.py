@@ -149,9 +149,11 @@ class FakeUpstreams:
 
     # --- tokens ----------------------------------------------------------
 
-    def issue_claude_tokens(self, email: str = "a@example.com", expires_in: int = 28800) -> dict[str, Any]:
+    def issue_claude_tokens(
+        self, email: str = "a@example.com", expires_in: int = 28800, plan: str = "max"
+    ) -> dict[str, Any]:
         """Register a live Claude token set; returns the token endpoint's JSON (§4.4)."""
-        return self._world.tokens.issue(_claude_identity(email, expires_in))
+        return self._world.tokens.issue(_claude_identity(email, expires_in, plan))
 
     def issue_codex_tokens(
         self,
@@ -174,9 +176,10 @@ class FakeUpstreams:
         *,
         email: str = "a@example.com",
         expires_in: int = 28800,
+        plan: str = "max",
     ) -> str:
         """Simulate the user approving on claude.ai; returns the authorization code."""
-        identity = _claude_identity(email, expires_in)
+        identity = _claude_identity(email, expires_in, plan)
         return self._world.tokens.authorize(
             identity, code_challenge=code_challenge, state=state, redirect_uri=redirect_uri
         )
@@ -262,8 +265,8 @@ class FakeUpstreams:
             self._world.quotas = {"claude": Quota(), "codex": Quota()}
 
 
-def _claude_identity(email: str, expires_in: int) -> Identity:
-    return Identity("claude", email, stable_uuid("claude-account", email), "max", expires_in)
+def _claude_identity(email: str, expires_in: int, plan: str = "max") -> Identity:
+    return Identity("claude", email, stable_uuid("claude-account", email), plan, expires_in)
 
 
 def _codex_identity(email: str, account_id: str | None, plan: str, expires_in: int) -> Identity:

@@ -231,6 +231,18 @@ def test_claude_models_list(fakes: FakeUpstreams, claude: Any, http: httpx.Clien
     assert listed["data"][0]["type"] == "model" and listed["has_more"] is False
 
 
+def test_claude_profile_names_the_account_and_plan(fakes: FakeUpstreams, http: httpx.Client) -> None:
+    token = fakes.issue_claude_tokens(email="pro@example.com", plan="pro")["access_token"]
+    url = fakes.claude_base_url + "/api/oauth/profile"
+    profile = http.get(url, headers={"authorization": f"Bearer {token}"}).json()
+    assert profile["account"]["email"] == "pro@example.com"
+    assert (profile["account"]["has_claude_pro"], profile["account"]["has_claude_max"]) == (True, False)
+    assert profile["organization"]["organization_type"] == "claude_pro"
+    assert http.get(url, headers={"authorization": "Bearer sk-ant-oat01-unknown"}).status_code == 401
+    codex = fakes.issue_codex_tokens()["access_token"]
+    assert http.get(url, headers={"authorization": f"Bearer {codex}"}).status_code == 401
+
+
 # --- Anthropic: auth -------------------------------------------------------------
 
 
