@@ -140,6 +140,31 @@ def input_schema(parameters: Any) -> dict[str, Any]:
     return schema
 
 
+def custom_tool(name: str, description: Any, fmt: Any) -> dict[str, Any]:
+    """A freeform (``custom``) tool for Claude: one string argument, ``input``; a grammar goes in the description."""
+    text = description if isinstance(description, str) else ""
+    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and fmt.get("definition"):
+        syntax = fmt.get("syntax") or "formal"
+        text += f"\n\nThe input string must follow this {syntax} grammar:\n{fmt['definition']}"
+    schema = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
+    out: dict[str, Any] = {"name": name, "input_schema": schema}
+    if text.strip():
+        out["description"] = text.strip()
+    return out
+
+
+def custom_input(arguments: str) -> str:
+    """The raw string of a freeform call: the ``input`` field of Claude's ``{"input": ...}`` JSON."""
+    if not arguments:
+        return ""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments
+    raw = value.get("input") if isinstance(value, dict) else None
+    return raw if isinstance(raw, str) else arguments
+
+
 class ToolNames:
     """Client tool names <-> names Anthropic accepts (``[A-Za-z0-9_-]``, at most 64 chars).
 
@@ -328,7 +353,7 @@ def tool_choice(choice: Any, parallel: Any, names: ToolNames) -> dict[str, Any] 
     """Map a Chat or Responses ``tool_choice`` (+ ``parallel_tool_calls``) to Anthropic's.
 
     ``"required"`` -> any; ``{"type": "function", "name"|"function": ...}`` and
-    ``{"type": "custom", "name"}`` -> ``{"type": "tool", "name"}``; other objects -> auto.
+    ``{"type": "custom", "name"|"custom": ...}`` -> ``{"type": "tool", "name"}``; other objects -> auto.
     """
     result: dict[str, Any] | None = None
     if choice in ("auto", "none"):
@@ -336,7 +361,7 @@ def tool_choice(choice: Any, parallel: Any, names: ToolNames) -> dict[str, Any] 
     elif choice == "required":
         result = {"type": "any"}
     elif isinstance(choice, dict):
-        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        name = choice.get("name") or (choice.get("function") or choice.get("custom") or {}).get("name")
         if choice.get("type") in ("function", "custom") and name:
             result = {"type": "tool", "name": names.upstream(_qualified(choice.get("namespace"), name))}
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
 from gateway.formats.sse import DONE, data_event
@@ -29,10 +30,11 @@ from gateway.translate.mapping import ANTHROPIC_TO_CHAT_FINISH, Target, Usage
 Block = build.Block
 
 
-class ChatToolCall(TypedDict):
+class ChatToolCall(TypedDict, total=False):
     id: str
-    type: str
+    type: str  # "function" or "custom" (freeform input)
     function: dict[str, str]
+    custom: dict[str, str]
 
 
 # -- request ------------------------------------------------------------------------
@@ -46,7 +48,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
     n = body.get("n")
     if isinstance(n, int) and n > 1:
         raise TranslationError("n > 1 is not supported", param="n")
-    names = build.ToolNames(_function_names(body))
+    names = build.ToolNames(_tool_names(body))
     system: list[Block | None] = []
     turns: list[build.Turn] = []
     for message in body.get("messages") or []:
@@ -68,7 +70,7 @@ def _apply_options(out: dict[str, Any], body: dict[str, Any], names: build.ToolN
     if stops := build.stop_sequences(body.get("stop")):
         out["stop_sequences"] = stops
     build.apply_sampling(out, body.get("temperature"), body.get("top_p"))
-    if tools := _tools(body.get("tools"), names):
+    if tools := _tools(body, names):
         out["tools"] = tools
         if choice := build.tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), names):
             out["tool_choice"] = choice
@@ -80,24 +82,35 @@ def _apply_options(out: dict[str, Any], body: dict[str, Any], names: build.ToolN
     build.apply_reasoning(out, body.get("reasoning_effort"), target)
 
 
-def _function_names(body: dict[str, Any]) -> list[str]:
-    return [t["function"]["name"] for t in body.get("tools") or [] if _is_function_tool(t)]
+def _declared(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, spec) of each named ``function`` or ``custom`` tool the client declared."""
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
+        kind = str(tool.get("type")) if isinstance(tool, dict) else ""
+        spec = tool.get(kind) if kind in ("function", "custom") else None
+        if isinstance(spec, dict) and spec.get("name"):
+            yield kind, spec
 
 
-def _is_function_tool(tool: Any) -> bool:
-    return isinstance(tool, dict) and tool.get("type") == "function" and bool((tool.get("function") or {}).get("name"))
+def _tool_names(body: dict[str, Any]) -> list[str]:
+    return [spec["name"] for _, spec in _declared(body)]
 
 
-def _tools(tools: Any, names: build.ToolNames) -> list[dict[str, Any]]:
-    """Function tools only: Chat ``custom`` tools have no Anthropic counterpart here."""
+def _custom_names(body: dict[str, Any]) -> set[str]:
+    """Freeform tools: Claude sees them taking ``{"input": string}``; the client gets the bare string back."""
+    return {spec["name"] for kind, spec in _declared(body) if kind == "custom"}
+
+
+def _tools(body: dict[str, Any], names: build.ToolNames) -> list[dict[str, Any]]:
     result = []
-    for tool in tools or []:
-        if not _is_function_tool(tool):
+    for kind, spec in _declared(body):
+        name = names.upstream(spec["name"])
+        if kind == "custom":
+            result.append(build.custom_tool(name, spec.get("description"), spec.get("format")))
             continue
-        fn = tool["function"]
-        out: dict[str, Any] = {"name": names.upstream(fn["name"]), "input_schema": build.input_schema(fn.get("parameters"))}
-        if fn.get("description"):
-            out["description"] = fn["description"]
+        out: dict[str, Any] = {"name": name, "input_schema": build.input_schema(spec.get("parameters"))}
+        if spec.get("description"):
+            out["description"] = spec["description"]
         result.append(out)
     return result
 
@@ -149,9 +162,14 @@ def _part_block(part: dict[str, Any]) -> Block | None:
 def _assistant_blocks(message: dict[str, Any], names: build.ToolNames) -> list[Block]:
     blocks = _content_blocks(message.get("content"))
     for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        tool_input = build.parse_arguments(fn.get("arguments"), param="messages")
-        blocks.append(build.tool_use_block(call.get("id"), names.upstream(fn.get("name") or ""), tool_input))
+        if call.get("type") == "custom":
+            spec = call.get("custom") or {}
+            raw = spec.get("input")
+            tool_input: Any = {"input": raw if isinstance(raw, str) else ""}
+        else:
+            spec = call.get("function") or {}
+            tool_input = build.parse_arguments(spec.get("arguments"), param="messages")
+        blocks.append(build.tool_use_block(call.get("id"), names.upstream(spec.get("name") or ""), tool_input))
     return blocks
 
 
@@ -170,10 +188,10 @@ def response(msg: dict[str, Any], client_body: dict[str, Any], model: str) -> di
     -> ``{"id": "chatcmpl-msg_01", "object": "chat.completion", "choices": [{"index": 0,
     "message": {"role": "assistant", "content": "Hi", "refusal": null}, "finish_reason": "stop"}], ...}``
     """
-    names = build.ToolNames(_function_names(client_body))
+    names, custom = build.ToolNames(_tool_names(client_body)), _custom_names(client_body)
     blocks = msg.get("content") or []
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-    calls = [_tool_call(b, names) for b in blocks if b.get("type") == "tool_use"]
+    calls = [_tool_call(b, names, custom) for b in blocks if b.get("type") == "tool_use"]
     thinking = "\n\n".join(b["thinking"] for b in blocks if b.get("type") == "thinking" and b.get("thinking"))
     message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else ""), "refusal": None}
     if calls:
@@ -190,9 +208,12 @@ def response(msg: dict[str, Any], client_body: dict[str, Any], model: str) -> di
     }
 
 
-def _tool_call(block: Block, names: build.ToolNames) -> ChatToolCall:
+def _tool_call(block: Block, names: build.ToolNames, custom: set[str]) -> ChatToolCall:
+    name = names.client(block["name"])
     arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
-    return {"id": block["id"], "type": "function", "function": {"name": names.client(block["name"]), "arguments": arguments}}
+    if name in custom:
+        return {"id": block["id"], "type": "custom", "custom": {"name": name, "input": build.custom_input(arguments)}}
+    return {"id": block["id"], "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def _finish(stop_reason: Any) -> str:
@@ -216,7 +237,8 @@ class StreamTranslator(AnthropicEventTranslator):
         self.model = model
         super().__init__()
         self.usage = Usage()
-        self._names = build.ToolNames(_function_names(client_body))
+        self._names = build.ToolNames(_tool_names(client_body))
+        self._custom = _custom_names(client_body)
         self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
         self._id = "chatcmpl-" + uuid.uuid4().hex
         self._created = int(time.time())
@@ -224,6 +246,9 @@ class StreamTranslator(AnthropicEventTranslator):
         self._finish: str | None = None
         self._calls: dict[int, int] = {}  # content-block index -> tool-call index
         self._has_args: set[int] = set()
+        # A freeform call's input arrives as JSON fragments of {"input": ...}; the
+        # client wants the bare string, so it is sent whole when the block ends.
+        self._custom_json: dict[int, list[str]] = {}
 
     def _stop_seen(self) -> bool:
         return self._finish is not None
@@ -259,6 +284,10 @@ class StreamTranslator(AnthropicEventTranslator):
             return []
         index = self._calls[data["index"]] = len(self._calls)
         name = self._names.client(block.get("name", ""))
+        if name in self._custom:
+            self._custom_json[data["index"]] = [json.dumps(block["input"])] if block.get("input") else []
+            call = {"index": index, "id": block.get("id"), "type": "custom", "custom": {"name": name, "input": ""}}
+            return [self._chunk({"tool_calls": [call]})]
         call = {"index": index, "id": block.get("id"), "type": "function", "function": {"name": name, "arguments": ""}}
         out = [self._chunk({"tool_calls": [call]})]
         if block.get("input"):
@@ -273,6 +302,9 @@ class StreamTranslator(AnthropicEventTranslator):
         if kind == "thinking_delta" and delta.get("thinking"):
             return [self._chunk({"reasoning_content": delta["thinking"]})]
         if kind == "input_json_delta" and delta.get("partial_json") and data.get("index") in self._calls:
+            if data["index"] in self._custom_json:
+                self._custom_json[data["index"]].append(delta["partial_json"])
+                return []
             return [self._arguments(data["index"], delta["partial_json"])]
         return []
 
@@ -283,6 +315,10 @@ class StreamTranslator(AnthropicEventTranslator):
 
     def _on_block_stop(self, data: dict[str, Any]) -> list[bytes]:
         index = data.get("index")
+        if index in self._custom_json:
+            raw = build.custom_input("".join(self._custom_json.pop(index)))
+            call = {"index": self._calls[index], "custom": {"input": raw}}
+            return [self._chunk({"tool_calls": [call]})] if raw else []
         if index in self._calls and index not in self._has_args:
             return [self._arguments(index, "{}")]  # clients parse the joined arguments: never leave them ""
         return []

@@ -87,16 +87,10 @@ class ResponsesTools:
 
 
 def _definition(name: str, client: ClientTool, tool: dict[str, Any]) -> dict[str, Any]:
-    description = tool.get("description") or ""
     if client.custom:
-        fmt = tool.get("format") or {}
-        if fmt.get("type") == "grammar" and fmt.get("definition"):
-            syntax = fmt.get("syntax") or "formal"
-            description += f"\n\nThe input string must follow this {syntax} grammar:\n{fmt['definition']}"
-        schema: dict[str, Any] = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
-    else:
-        schema = build.input_schema(tool.get("parameters"))
-    out: dict[str, Any] = {"name": name, "input_schema": schema}
+        return build.custom_tool(name, tool.get("description"), tool.get("format"))
+    out: dict[str, Any] = {"name": name, "input_schema": build.input_schema(tool.get("parameters"))}
+    description = tool.get("description") or ""
     if description.strip():
         out["description"] = description.strip()
     return out
@@ -133,25 +127,13 @@ def call_item(suffix: str, call_id: str, name: str, arguments: str, tools: Respo
     client = tools.client(name)
     if client.custom:
         item: Item = {"id": f"ctc_{suffix}", "type": "custom_tool_call", "status": status, "call_id": call_id,
-                      "name": client.name, "input": custom_input(arguments)}
+                      "name": client.name, "input": build.custom_input(arguments)}
     else:
         item = {"id": f"fc_{suffix}", "type": "function_call", "status": status, "call_id": call_id,
                 "name": client.name, "arguments": arguments}
     if client.namespace:
         item["namespace"] = client.namespace
     return item
-
-
-def custom_input(arguments: str) -> str:
-    """The raw string of a freeform call: the ``input`` field of Claude's ``{"input": ...}``."""
-    if not arguments:
-        return ""
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return arguments
-    raw = value.get("input") if isinstance(value, dict) else None
-    return raw if isinstance(raw, str) else arguments
 
 
 def output_items(blocks: list[dict[str, Any]], base: str, tools: ResponsesTools) -> list[Item]:

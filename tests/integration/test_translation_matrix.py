@@ -754,3 +754,47 @@ def test_codex_cli_shaped_request_reaches_a_gpt_model(gateway, raw_key, credenti
                for p in i["content"])
     resent = fake.requests("codex")[-1].json
     assert [i["type"] for i in resent["input"]].count("reasoning") == 1
+
+
+# -- Chat clients with a freeform (custom) tool, to both families --------------------------
+
+CHAT_APPLY_PATCH = {"type": "custom", "custom": {k: v for k, v in APPLY_PATCH.items() if k != "type"}}
+
+
+def chat_custom_call(gateway: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The one tool call of a Chat reply, streamed or not, as {id, type, name, input}."""
+    headers = {"authorization": f"Bearer {key}"}
+    if not body.get("stream"):
+        r = httpx.post(gateway + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        [call] = r.json()["choices"][0]["message"]["tool_calls"]
+        return {"id": call["id"], "type": call["type"], **call.get("custom", {})}
+    events = stream_post(gateway + "/v1/chat/completions", headers, body)
+    assert events[-1][1] == "[DONE]"
+    parts = [c for _, d in events[:-1] for c in d["choices"][0]["delta"].get("tool_calls") or []]
+    head = parts[0]
+    assert {p["index"] for p in parts} == {0} and head["type"] == "custom"
+    return {"id": head["id"], "type": head["type"], "name": head["custom"]["name"],
+            "input": "".join(p["custom"].get("input") or "" for p in parts)}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_chat_custom_tool_round_trip_through_claude(stream, gateway, raw_key, credentials, fake):
+    # (The fake Codex backend only ever calls function tools; Chat <-> Codex custom calls are unit-tested.)
+    body = {"model": MANUAL_CLAUDE, "stream": stream, "tools": [CHAT_APPLY_PATCH],
+            "messages": [{"role": "user", "content": "Use the tool to add a.txt"}]}
+    call = chat_custom_call(gateway, raw_key, body)
+    assert call == {"id": call["id"], "type": "custom", "name": "apply_patch", "input": "x"}
+    sent = fake.requests("claude")[-1].json
+    assert sent["tools"][0]["input_schema"]["required"] == ["input"] and "lark" in sent["tools"][0]["description"]
+
+    body["stream"] = False
+    body["messages"] += [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": call["id"], "type": "custom", "custom": {"name": "apply_patch", "input": call["input"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "Done!"}]
+    r = httpx.post(gateway + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {raw_key}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "Tool said: Done!"
+    assert fake.requests("claude")[-1].json["messages"][1]["content"][-1]["input"] == {"input": "x"}
+    assert [rec.outcome for rec in wait_for_usage(2)] == ["ok", "ok"]

@@ -537,3 +537,54 @@ def test_any_conversation_becomes_a_valid_claude_conversation(seed: int) -> None
             assert kinds == sorted(kinds, key=lambda k: k != "tool_result")
             expected = [b["id"] for b in result[i - 1]["content"] if b["type"] == "tool_use"] if i else []
             assert [b["tool_use_id"] for b in message["content"] if b["type"] == "tool_result"] == expected
+
+
+# -- freeform (custom) tools ------------------------------------------------------------
+
+APPLY_PATCH = {"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files with a patch.",
+                                            "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}}
+PATCH = "*** Begin Patch\n*** Add File: a.txt\n+hi \"there\"\n*** End Patch"
+
+
+def test_custom_tools_become_one_string_tools_and_their_history_round_trips() -> None:
+    body = {"model": "claude-sonnet-4-5", "tools": [APPLY_PATCH, WEATHER_TOOL],
+            "tool_choice": {"type": "custom", "custom": {"name": "apply_patch"}},
+            "messages": [user("Add a.txt"),
+                         {"role": "assistant", "content": None, "tool_calls": [
+                             {"id": "call_p", "type": "custom", "custom": {"name": "apply_patch", "input": PATCH}}]},
+                         {"role": "tool", "tool_call_id": "call_p", "content": "Done"}]}
+    out = c2a.request(body, TARGET)
+    patch_tool, weather = out["tools"]
+    assert patch_tool["name"] == "apply_patch" and patch_tool["input_schema"] == {
+        "type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
+    assert patch_tool["description"].startswith("Edit files with a patch.") and "lark grammar" in patch_tool["description"]
+    assert weather["name"] == "get_weather"
+    assert out["tool_choice"] == {"type": "tool", "name": "apply_patch"}
+    assistant, result = out["messages"][1:]
+    assert assistant["content"] == [{"type": "tool_use", "id": "call_p", "name": "apply_patch", "input": {"input": PATCH}}]
+    assert result["content"][0]["type"] == "tool_result" and result["content"][0]["tool_use_id"] == "call_p"
+
+
+def test_a_custom_tool_call_comes_back_with_its_bare_input() -> None:
+    msg = {**CLAUDE_MESSAGE, "content": [{"type": "tool_use", "id": "toolu_01P", "name": "apply_patch", "input": {"input": PATCH}}]}
+    [call_out] = c2a.response(msg, {"tools": [APPLY_PATCH]}, "m")["choices"][0]["message"]["tool_calls"]
+    assert call_out == {"id": "toolu_01P", "type": "custom", "custom": {"name": "apply_patch", "input": PATCH}}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_streamed_custom_tool_call_sends_its_input_as_one_string(seed: int) -> None:
+    encoded = json.dumps({"input": PATCH})
+    fragments = [encoded[:9], encoded[9:30], encoded[30:]]
+    deltas_sse = "".join(
+        'event: content_block_delta\ndata: ' + json.dumps({"type": "content_block_delta", "index": 1, "delta": {
+            "type": "input_json_delta", "partial_json": f}}) + "\n\n" for f in fragments)
+    raw = TEXT_THEN_TOOL.replace('"name":"get_weather"', '"name":"apply_patch"')
+    head, tail = raw.split('event: content_block_delta\ndata: {"type":"content_block_delta","index":1', 1)
+    raw = head + deltas_sse + "event: content_block_stop" + tail.split("event: content_block_stop", 1)[1]
+    out = replay(c2a.StreamTranslator({"tools": [APPLY_PATCH]}, "m"), raw, seed)
+    events = [e.data for e in SSEParser().feed(b"".join(out))]
+    chunks = [json.loads(d) for d in events[:-1]]
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"][0]["delta"].get("tool_calls")]
+    assert calls == [{"index": 0, "id": "toolu_01A", "type": "custom", "custom": {"name": "apply_patch", "input": ""}},
+                     {"index": 0, "custom": {"input": PATCH}}]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls" and events[-1] == "[DONE]"
