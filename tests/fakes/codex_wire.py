@@ -19,13 +19,25 @@ Event = dict[str, Any]
 
 
 def output_items(reply: Reply, body: dict[str, Any], seed: str) -> list[dict[str, Any]]:
-    """Final output items: reasoning, then the message, then function calls."""
+    """Final output items: reasoning, then the message, then function or custom tool calls."""
     items: list[dict[str, Any]] = []
     if reply.thinking is not None:
         items.append(_reasoning_item(reply.thinking, body, seed))
     if reply.text is not None:
         items.append(_message_item(reply.text, seed))
     for n, call in enumerate(reply.tool_calls):
+        if call.custom_input is not None:
+            items.append(
+                {
+                    "id": stable_id("ctc_", seed, n),
+                    "type": "custom_tool_call",
+                    "status": "completed",
+                    "call_id": call.call_id,
+                    "name": call.name,
+                    "input": call.custom_input,
+                }
+            )
+            continue
         items.append(
             {
                 "id": stable_id("fc_", seed, n),
@@ -104,6 +116,9 @@ def item_events(index: int, item: dict[str, Any]) -> list[Event]:
     elif kind == "message":
         added = dict(item, status="in_progress", content=[])
         middle = _text_events(index, item)
+    elif kind == "custom_tool_call":
+        added = dict(item, status="in_progress", input="")
+        middle = _custom_input_events(index, item)
     else:
         added = dict(item, status="in_progress", arguments="")
         middle = _argument_events(index, item)
@@ -150,6 +165,14 @@ def _argument_events(index: int, item: dict[str, Any]) -> list[Event]:
             for d in split_text(item["arguments"], 2)
         ),
         {"type": "response.function_call_arguments.done", **at, "arguments": item["arguments"], "name": item["name"]},
+    ]
+
+
+def _custom_input_events(index: int, item: dict[str, Any]) -> list[Event]:
+    at = {"item_id": item["id"], "output_index": index}
+    return [
+        *({"type": "response.custom_tool_call_input.delta", **at, "delta": d} for d in split_text(item["input"], 2)),
+        {"type": "response.custom_tool_call_input.done", **at, "input": item["input"]},
     ]
 
 

@@ -29,12 +29,14 @@ REASONING_TOKENS = 5
 CACHE_READ_TOKENS = 100
 CACHE_CREATION_TOKENS = 20
 MAX_CACHED_TOKENS = 64
+CUSTOM_INPUTS = ("*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch", "*** Begin Patch\n*** Add File: b.txt\n+yo\n*** End Patch")
 
 
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
     schema: dict[str, Any]
+    custom: bool = False  # a Responses freeform tool (Codex's apply_patch): called with a raw string
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class ToolCall:
     call_id: str
     name: str
     arguments: dict[str, Any]
+    custom_input: str | None = None  # set for a freeform tool's call
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def _call(conv: Conversation, call_prefix: str, n: int) -> ToolCall:
     return ToolCall(
         call_id=stable_id(call_prefix, conv.seed, n),
         name=tool.name,
-        arguments=arguments_for(tool.schema, n),
+        arguments={} if tool.custom else arguments_for(tool.schema, n),
+        custom_input=CUSTOM_INPUTS[min(n, 1)] if tool.custom else None,
     )
 
 
@@ -263,6 +267,8 @@ def _codex_tools(tools: list[dict[str, Any]]) -> Iterator[ToolSpec]:
     for tool in tools:
         if tool.get("type") == "function":
             yield ToolSpec(tool["name"], tool.get("parameters") or {})
+        elif tool.get("type") == "custom":
+            yield ToolSpec(tool["name"], {}, custom=True)
 
 
 def _codex_content_text(content: object) -> str:

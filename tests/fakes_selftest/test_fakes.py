@@ -520,6 +520,24 @@ def test_codex_function_calls_stream_arguments_in_pieces(codex: Any) -> None:
     assert answer["output"][0]["content"][0]["text"] == "Tool said: 18C"
 
 
+def test_codex_custom_tools_are_called_with_a_raw_input_string(codex: Any) -> None:
+    patch_tool = {"type": "custom", "name": "apply_patch", "description": "Patch files"}
+    events = parse_sse(codex(codex_body("use the tool", tools=[patch_tool, CODEX_TOOL])).text)
+    [call] = [i for i in events[-1][1]["response"]["output"] if i["type"] != "reasoning"]
+    assert call["type"] == "custom_tool_call" and call["name"] == "apply_patch" and call["id"].startswith("ctc_")
+    names = [n for n, d in events if d.get("item_id") == call["id"] or d.get("item", {}).get("id") == call["id"]]
+    assert names[0] == "response.output_item.added" and names[-1] == "response.output_item.done"
+    assert names[-2] == "response.custom_tool_call_input.done" and names.count("response.custom_tool_call_input.delta") >= 2
+    joined = "".join(d["delta"] for n, d in events if n == "response.custom_tool_call_input.delta")
+    assert joined == call["input"] and call["input"].startswith("*** Begin Patch")
+    history = codex_body("use the tool")["input"] + [
+        {"type": "custom_tool_call", "call_id": call["call_id"], "name": "apply_patch", "input": call["input"]},
+        {"type": "custom_tool_call_output", "call_id": call["call_id"], "output": "Done"},
+    ]
+    answer = parse_sse(codex(codex_body(input=history, tools=[patch_tool])).text)[-1][1]["response"]
+    assert answer["output"][-1]["content"][0]["text"] == "Tool said: Done"
+
+
 def test_codex_auth_rules(codex: Any, fakes: FakeUpstreams) -> None:
     assert_detail(codex(codex_body(), headers={"authorization": f"Bearer {codex.token}"}), "ChatGPT-Account-ID")
     wrong_account = codex(

@@ -727,10 +727,10 @@ def test_codex_cli_shaped_request_reaches_a_gpt_model(gateway, raw_key, credenti
     # An earlier Claude turn left a signature the Codex backend cannot decrypt: it must be dropped.
     claude_reasoning = {"type": "reasoning", "id": "rs_earlier1", "summary": [{"type": "summary_text", "text": "ls"}],
                         "encrypted_content": "anthropic:" + sign_thinking("ls")}
-    body = codex_cli_body(GPT, claude_reasoning, "Use the tool to list again")
+    body = codex_cli_body(GPT, claude_reasoning, "Use the tool to patch again")
     response = check_responses_stream(stream_post(gateway + "/v1/responses", codex_cli_headers(raw_key), body))
-    call = next(i for i in response["output"] if i["type"] == "function_call")
-    assert call["name"] == "shell" and json.loads(call["arguments"]) == {}  # array argument: nothing to fill
+    call = next(i for i in response["output"] if i["type"] == "custom_tool_call")  # apply_patch, as GPT calls it
+    assert call["name"] == "apply_patch" and call["input"].startswith("*** Begin Patch\n")
     reasoning = next(i for i in response["output"] if i["type"] == "reasoning")
     assert reasoning["encrypted_content"].startswith("enc_")
 
@@ -747,10 +747,10 @@ def test_codex_cli_shaped_request_reaches_a_gpt_model(gateway, raw_key, credenti
     assert sent.headers["chatgpt-account-id"] == credentials["codex"].account_id
 
     # The next turn resends Codex's own reasoning, which the backend accepts.
-    body["input"] += [*response["output"], {"type": "function_call_output", "call_id": call["call_id"],
-                                           "output": "a.txt"}]
+    body["input"] += [*response["output"], {"type": "custom_tool_call_output", "call_id": call["call_id"],
+                                           "output": "Patched a.txt"}]
     again = check_responses_stream(stream_post(gateway + "/v1/responses", codex_cli_headers(raw_key), body))
-    assert any(p.get("text") == "Tool said: a.txt" for i in again["output"] if i["type"] == "message"
+    assert any(p.get("text") == "Tool said: Patched a.txt" for i in again["output"] if i["type"] == "message"
                for p in i["content"])
     resent = fake.requests("codex")[-1].json
     assert [i["type"] for i in resent["input"]].count("reasoning") == 1
@@ -779,14 +779,20 @@ def chat_custom_call(gateway: str, key: str, body: dict[str, Any]) -> dict[str, 
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_chat_custom_tool_round_trip_through_claude(stream, gateway, raw_key, credentials, fake):
-    # (The fake Codex backend only ever calls function tools; Chat <-> Codex custom calls are unit-tested.)
-    body = {"model": MANUAL_CLAUDE, "stream": stream, "tools": [CHAT_APPLY_PATCH],
+@pytest.mark.parametrize("model", [MANUAL_CLAUDE, GPT])
+def test_chat_custom_tool_round_trip(model, stream, gateway, raw_key, credentials, fake):
+    body = {"model": model, "stream": stream, "tools": [CHAT_APPLY_PATCH],
             "messages": [{"role": "user", "content": "Use the tool to add a.txt"}]}
     call = chat_custom_call(gateway, raw_key, body)
-    assert call == {"id": call["id"], "type": "custom", "name": "apply_patch", "input": "x"}
-    sent = fake.requests("claude")[-1].json
-    assert sent["tools"][0]["input_schema"]["required"] == ["input"] and "lark" in sent["tools"][0]["description"]
+    assert {k: call[k] for k in ("type", "name")} == {"type": "custom", "name": "apply_patch"}
+    family = "claude" if model == MANUAL_CLAUDE else "codex"
+    sent = fake.requests(family)[-1].json
+    if family == "claude":
+        assert call["input"] == "x"  # what the fake Claude puts in a string argument
+        assert sent["tools"][0]["input_schema"]["required"] == ["input"] and "lark" in sent["tools"][0]["description"]
+    else:
+        assert call["input"].startswith("*** Begin Patch\n") and call["input"].endswith("*** End Patch")
+        assert sent["tools"][0]["type"] == "custom" and sent["tools"][0]["format"]["syntax"] == "lark"
 
     body["stream"] = False
     body["messages"] += [
@@ -796,5 +802,9 @@ def test_chat_custom_tool_round_trip_through_claude(stream, gateway, raw_key, cr
     r = httpx.post(gateway + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {raw_key}"}, timeout=30)
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == "Tool said: Done!"
-    assert fake.requests("claude")[-1].json["messages"][1]["content"][-1]["input"] == {"input": "x"}
+    resent = fake.requests(family)[-1].json
+    if family == "claude":
+        assert resent["messages"][1]["content"][-1]["input"] == {"input": "x"}
+    else:
+        assert [i["type"] for i in resent["input"][1:]] == ["custom_tool_call", "custom_tool_call_output"]
     assert [rec.outcome for rec in wait_for_usage(2)] == ["ok", "ok"]
