@@ -37,6 +37,9 @@ POST_ROUTES = {
     "/v1/chat/completions": ("chat", "chat"),
     "/v1/responses": ("responses", "responses"),
     "/backend-api/codex/responses": ("responses", "responses"),
+    # Remote compaction: Codex CLI's built-in OpenAI provider calls it (openai_base_url).
+    "/v1/responses/compact": ("compact", "responses"),
+    "/backend-api/codex/responses/compact": ("compact", "responses"),
 }
 BARE_PATHS = ("/messages", "/chat/completions", "/responses", "/models", "/completions")
 
@@ -189,7 +192,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     api_key = await _authenticate(request, send)
     if api_key is None:
         return
-    stream = bool(body.get("stream")) and endpoint != "count_tokens"
+    stream = bool(body.get("stream")) and endpoint not in ("count_tokens", "compact")
     record = UsageRecord(
         created_at=timezone.now(), api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
         endpoint=endpoint, requested_model=str(body.get("model") or "")[:100], stream=stream,
@@ -205,6 +208,12 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started, thinking)
     if endpoint == "count_tokens" and entry.provider != "claude":
         await _estimate_tokens(job, send)
+        return
+    if endpoint == "compact" and entry.provider != "codex":
+        exc = Rejection(501, f"Remote compaction is only available for ChatGPT (Codex) models, not {entry.name!r}. "
+                             "Codex CLI compacts locally when its model provider is not named \"OpenAI\" "
+                             "(use the config.toml from your ProxyHub page).", "compaction_unsupported")
+        await _reject(request, send, record, exc, started)
         return
     await _cancel_on_disconnect(relay(job, send), receive)
 

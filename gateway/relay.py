@@ -129,7 +129,7 @@ def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
     if job.endpoint == "count_tokens":
         return body
     if job.entry.provider == "codex":
-        body = codex_body.prepare(body)
+        body = codex_body.prepare_compact(body) if job.endpoint == "compact" else codex_body.prepare(body)
     upstream_format = UPSTREAMS[job.entry.provider].upstream_format
     return model_suffix.apply(body, job.thinking, upstream_format=upstream_format, adaptive=job.entry.adaptive_thinking)
 
@@ -294,7 +294,7 @@ async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: Us
     headers = {k: opened.response.headers[k] for k in PASSED_HEADERS if k in opened.response.headers}
     if job.stream:
         await _relay_stream(job, send, route, opened, meter, headers)
-    elif meter.format == "responses":
+    elif meter.format == "responses" and job.endpoint != "compact":
         await _aggregate(job, send, route, opened, meter, headers)
     else:
         raw = await opened.response.read()

@@ -25,7 +25,8 @@ class Codex:
 
     def call(self, credential: Any, body: dict[str, Any], client_headers: Mapping[str, str], *,
              endpoint: str = "responses", session_seed: str = "") -> UpstreamCall:
-        """The request for ``body`` (a Responses body already through codex_body.prepare)."""
+        """The request for ``body`` (a Responses body already through codex_body.prepare);
+        ``endpoint`` "compact" targets ``/responses/compact``, which answers JSON."""
         session = (client_headers.get("session_id") or client_headers.get("session-id")
                    or body.get("prompt_cache_key") or _session_uuid(session_seed))
         if not body.get("prompt_cache_key"):
@@ -35,7 +36,7 @@ class Codex:
             "authorization": f"Bearer {credential.access_token}",
             "chatgpt-account-id": credential.account_id,
             "content-type": "application/json",
-            "accept": "text/event-stream",
+            "accept": "application/json" if endpoint == "compact" else "text/event-stream",
             "originator": client_headers.get("originator") or settings.PROXYHUB_CODEX_ORIGINATOR,
             "user-agent": settings.PROXYHUB_CODEX_USER_AGENT,
             "version": settings.PROXYHUB_CODEX_VERSION,
@@ -43,7 +44,8 @@ class Codex:
             "openai-beta": "responses=experimental",
         }
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        return UpstreamCall(settings.PROXYHUB_CODEX_BASE_URL.rstrip("/") + "/responses", headers, data, True)
+        path = "/responses/compact" if endpoint == "compact" else "/responses"
+        return UpstreamCall(settings.PROXYHUB_CODEX_BASE_URL.rstrip("/") + path, headers, data, endpoint != "compact")
 
     def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:
         return codex_windows(headers)

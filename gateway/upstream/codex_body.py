@@ -84,6 +84,15 @@ def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[s
     return out
 
 
+def prepare_compact(body: dict[str, Any]) -> dict[str, Any]:
+    """The body for ``/responses/compact``: the same rules, but the endpoint answers
+    one JSON object and refuses the streaming and storage fields."""
+    out = prepare(body)
+    for name in ("stream", "store", "include"):
+        out.pop(name, None)
+    return out
+
+
 def tool_name_map(body: dict[str, Any]) -> dict[str, str]:
     """Client tool name -> name sent upstream, as ``prepare()`` applies it.
 

@@ -1,7 +1,8 @@
 """The fake ChatGPT Codex backend (PROTOCOLS.md §3.5, §5.5-§5.8).
 
-Route: ``POST /backend-api/codex/responses`` (the gateway's base URL is
-``<root>/backend-api/codex``).  It only streams.  Checks, in order: header
+Routes: ``POST /backend-api/codex/responses`` (the gateway's base URL is
+``<root>/backend-api/codex``), which only streams, and ``POST
+/backend-api/codex/responses/compact`` (remote compaction), which answers JSON.  Checks, in order: header
 shape, a live token whose account matches ``ChatGPT-Account-ID``, the body,
 then any scripted fault.  Every answer, success or 429, carries the
 ``x-codex-*`` usage headers.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,8 +21,9 @@ from aiohttp import web
 from . import codex_rules as rules
 from . import codex_wire as wire
 from .faults import Fault
-from .replies import codex_reply, codex_usage, request_seed, stable_id
+from .replies import Reply, codex_reply, codex_usage, request_seed, stable_id
 from .serving import Incoming, SseStream, json_response, receive
+from .signing import issue_compaction
 from .tokens import AccessGrant
 
 PROVIDER = "codex"
@@ -48,6 +51,7 @@ FAILED_MESSAGES = {
 def build_app() -> web.Application:
     app = web.Application()
     app.router.add_post("/backend-api/codex/responses", responses)
+    app.router.add_post("/backend-api/codex/responses/compact", compact)
     return app
 
 
@@ -83,14 +87,21 @@ def _authenticate(incoming: Incoming) -> AccessGrant | web.Response:
     return grant
 
 
-async def responses(request: web.Request) -> web.StreamResponse:
+async def _admit(
+    request: web.Request, validate: Callable[[object], rules.Rejection | None]
+) -> tuple[Incoming, str, Fault | None] | web.Response:
+    """Headers, token, body and a scripted HTTP fault, in the backend's order.
+
+    Returns the request, the account's plan and an in-stream fault (or None),
+    or the response that refuses the request.
+    """
     incoming = await receive(request, PROVIDER)
     grant = _authenticate(incoming)
     if isinstance(grant, web.Response):
         return grant
     if incoming.json_error:
         return json_response(incoming, 400, {"detail": "Request body is not valid JSON"})
-    rejected = rules.validate_codex_body(incoming.body)
+    rejected = validate(incoming.body)
     if rejected is not None:
         incoming.world.recorder.count(f"{PROVIDER}.rejected.{rejected[0]}")
         return json_response(incoming, *rejected)
@@ -101,7 +112,35 @@ async def responses(request: web.Request) -> web.StreamResponse:
         refused = _refusal_for(incoming, fault, plan)
         if refused is not None:
             return refused
+    return incoming, plan, fault
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    admitted = await _admit(request, rules.validate_codex_body)
+    if isinstance(admitted, web.Response):
+        return admitted
+    incoming, plan, fault = admitted
     return await _stream(incoming, fault, plan)
+
+
+async def compact(request: web.Request) -> web.StreamResponse:
+    """The history replaced by its user messages and one opaque ``compaction`` item."""
+    admitted = await _admit(request, rules.validate_compact_body)
+    if isinstance(admitted, web.Response):
+        return admitted
+    incoming, plan, _ = admitted
+    body, seed = incoming.body, request_seed(incoming.body)
+    kept = [
+        {"type": "message", "role": "user", "content": item["content"]}
+        for item in body["input"]
+        if item.get("type", "message") == "message" and item.get("role") == "user"
+    ]
+    output = [*kept, {"type": "compaction", "id": stable_id("cmp_", seed), "encrypted_content": issue_compaction(seed)}]
+    usage = codex_usage(body, Reply(thinking=None, text="compacted history"))
+    result = {"id": stable_id("resp_", seed), "object": "response.compaction", "created_at": int(time.time()),
+              "output": output, "usage": usage}
+    incoming.world.recorder.set_usage(PROVIDER, usage)
+    return json_response(incoming, 200, result, _usage_headers(incoming, plan))
 
 
 # --- faults ------------------------------------------------------------------

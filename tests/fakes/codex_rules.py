@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .signing import is_issued_encrypted_content
+from .signing import is_issued_compaction, is_issued_encrypted_content
 
 Rejection = tuple[int, dict[str, Any]]
 
@@ -45,7 +45,14 @@ OUTPUT_PARTS = ("output_text", "refusal")
 ITEM_TYPES = (
     "message", "function_call", "function_call_output", "custom_tool_call",
     "custom_tool_call_output", "reasoning", "local_shell_call", "local_shell_call_output",
-    "web_search_call", "item_reference",
+    "web_search_call", "item_reference", "compaction",
+)  # fmt: skip
+# /responses/compact answers one JSON object: the streaming and storage fields are refused.
+COMPACT_FIELDS = frozenset(
+    {
+        "model", "instructions", "input", "tools", "tool_choice", "parallel_tool_calls",
+        "reasoning", "prompt_cache_key", "text", "service_tier",
+    }
 )  # fmt: skip
 NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 CODEX_MODEL = re.compile(r"^(gpt-|codex-|o\d)")  # a claude-* model here means misrouting
@@ -94,6 +101,23 @@ def validate_codex_body(body: object) -> Rejection | None:
     return None
 
 
+def validate_compact_body(body: object) -> Rejection | None:
+    """The body rules of ``POST /backend-api/codex/responses/compact``."""
+    try:
+        if not isinstance(body, dict):
+            raise _Invalid("Request body must be a JSON object")
+        _check_fields(body, COMPACT_FIELDS)
+        _check_model(body.get("model"))
+        if not isinstance(body.get("instructions", ""), str):
+            raise _Invalid("Instructions are not valid")
+        _check_reasoning(body.get("reasoning"))
+        _check_input(body.get("input"))
+        _check_tools(body.get("tools"))
+    except _Invalid as exc:
+        return exc.rejection()
+    return None
+
+
 def _check_headers(headers: Mapping[str, str]) -> None:
     if bearer_token(headers) is None:
         raise _Invalid("Missing bearer or basic authentication in header", 401)
@@ -120,12 +144,12 @@ def _check_body(body: object) -> None:
     _check_tool_choice(body.get("tool_choice"))
 
 
-def _check_fields(body: dict[str, Any]) -> None:
+def _check_fields(body: dict[str, Any], allowed: frozenset[str] = ALLOWED_FIELDS) -> None:
     for name in UNSUPPORTED_FIELDS:
         if name in body:
             raise _Invalid(f"Unsupported parameter: {name}")
     for name in body:
-        if name not in ALLOWED_FIELDS:
+        if name not in allowed:
             raise _Invalid(f"Unsupported parameter: {name}")
     tier = body.get("service_tier")
     if tier is not None and tier != "priority":
@@ -183,6 +207,8 @@ def _check_item(i: int, item: dict[str, Any], calls: dict[str, str], answered: s
         _check_output(i, item, calls, answered)
     elif kind == "reasoning":
         _check_reasoning_item(i, item)
+    elif kind == "compaction" and not is_issued_compaction(item.get("encrypted_content")):
+        raise _Invalid(f"The encrypted content for item input[{i}] could not be verified.")
 
 
 def _check_message(i: int, item: dict[str, Any]) -> None:

@@ -72,6 +72,16 @@ def is_issued_encrypted_content(value: object) -> bool:
     return _is_sealed(value, "enc_", "reasoning")
 
 
+def issue_compaction(seed: str) -> str:
+    """``encrypted_content`` of a ``compaction`` item (the compacted history, opaque)."""
+    return _issue_sealed("cmp_", "compaction", seed)
+
+
+def is_issued_compaction(value: object) -> bool:
+    """True when ``value`` came from issue_compaction()."""
+    return _is_sealed(value, "cmp_", "compaction")
+
+
 def issue_redacted_thinking(seed: str) -> str:
     """``data`` for a redacted_thinking block the fake Anthropic will accept.
 

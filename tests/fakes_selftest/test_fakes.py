@@ -127,9 +127,9 @@ def codex_body(text: str = "hello", **overrides: Any) -> dict[str, Any]:
 def codex(fakes: FakeUpstreams, http: httpx.Client) -> Any:
     tokens = fakes.issue_codex_tokens(account_id="acct-1")
 
-    def post(body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+    def post(body: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/responses") -> httpx.Response:
         default = {"authorization": f"Bearer {tokens['access_token']}", "chatgpt-account-id": "acct-1"}
-        return http.post(fakes.codex_base_url + "/responses", json=body, headers=headers or default)
+        return http.post(fakes.codex_base_url + path, json=body, headers=headers or default)
 
     post.token = tokens["access_token"]  # type: ignore[attr-defined]
     return post
@@ -536,6 +536,22 @@ def test_codex_custom_tools_are_called_with_a_raw_input_string(codex: Any) -> No
     ]
     answer = parse_sse(codex(codex_body(input=history, tools=[patch_tool])).text)[-1][1]["response"]
     assert answer["output"][-1]["content"][0]["text"] == "Tool said: Done"
+
+
+def test_codex_compact_returns_a_compaction_item_the_backend_accepts_later(codex: Any) -> None:
+    history = codex_body("List the files")["input"]
+    compact = {"model": "gpt-5.5", "input": history, "instructions": "Be brief.", "tools": []}
+    for refused in ("stream", "store", "include"):
+        value = {"stream": True, "store": False, "include": []}[refused]
+        assert_detail(codex({**compact, refused: value}, path="/responses/compact"), f"Unsupported parameter: {refused}")
+    response = codex(compact, path="/responses/compact")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    output = response.json()["output"]
+    assert [i["type"] for i in output] == ["message", "compaction"] and output[1]["encrypted_content"]
+    follow_up = [{k: v for k, v in i.items() if k != "id"} for i in output] + codex_body("Go on")["input"]
+    assert codex(codex_body(input=follow_up)).status_code == 200
+    forged = [{"type": "compaction", "encrypted_content": "cmp_0000"}] + codex_body("Go on")["input"]
+    assert_detail(codex(codex_body(input=forged)), "could not be verified")
 
 
 def test_codex_auth_rules(codex: Any, fakes: FakeUpstreams) -> None:
