@@ -109,6 +109,10 @@ def _add_item(item: dict[str, Any], context: _Context) -> None:
     kind = item.get("type") or ("message" if "role" in item else None)
     if kind == "item_reference":
         raise TranslationError("item_reference is not supported: resend the full item", param="input")
+    if kind == "compaction_trigger":
+        # Codex's in-band remote compaction: only the Codex backend can produce the compaction item.
+        raise TranslationError("Remote compaction is only available for ChatGPT (Codex) models; Codex CLI compacts "
+                               "locally when its model provider is not named \"OpenAI\".", status=501, param="input")
     handler = _ITEM_HANDLERS.get(str(kind))
     if handler:  # hosted-tool calls and their outputs (web_search_call, ...) have no Claude form
         handler(item, context)

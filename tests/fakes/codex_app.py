@@ -135,12 +135,16 @@ async def compact(request: web.Request) -> web.StreamResponse:
         for item in body["input"]
         if item.get("type", "message") == "message" and item.get("role") == "user"
     ]
-    output = [*kept, {"type": "compaction", "id": stable_id("cmp_", seed), "encrypted_content": issue_compaction(seed)}]
+    output = [*kept, _compaction_item(seed)]
     usage = codex_usage(body, Reply(thinking=None, text="compacted history"))
     result = {"id": stable_id("resp_", seed), "object": "response.compaction", "created_at": int(time.time()),
               "output": output, "usage": usage}
     incoming.world.recorder.set_usage(PROVIDER, usage)
     return json_response(incoming, 200, result, _usage_headers(incoming, plan))
+
+
+def _compaction_item(seed: str) -> dict[str, Any]:
+    return {"type": "compaction", "id": stable_id("cmp_", seed), "encrypted_content": issue_compaction(seed)}
 
 
 # --- faults ------------------------------------------------------------------
@@ -202,6 +206,11 @@ def _events_for(incoming: Incoming, fault: Fault | None) -> tuple[list[dict[str,
             fault.opts.get("message", FAILED_MESSAGES.get(code, "An error occurred while processing your request."))
         )
         return wire.failed_events(body, response_id=response_id, code=code, message=message), None
+    if (body["input"] or [{}])[-1].get("type") == "compaction_trigger":
+        # In-band remote compaction: the answer is the compacted history alone.
+        usage = codex_usage(body, Reply(thinking=None, text="compacted history"))
+        items = [_compaction_item(request_seed(body))]
+        return wire.stream_events(body, items, response_id=response_id, usage=usage), usage
     reply = codex_reply(body)
     usage = codex_usage(body, reply)
     items = wire.output_items(reply, body, request_seed(body))

@@ -45,7 +45,7 @@ OUTPUT_PARTS = ("output_text", "refusal")
 ITEM_TYPES = (
     "message", "function_call", "function_call_output", "custom_tool_call",
     "custom_tool_call_output", "reasoning", "local_shell_call", "local_shell_call_output",
-    "web_search_call", "item_reference", "compaction",
+    "web_search_call", "item_reference", "compaction", "compaction_trigger",
 )  # fmt: skip
 # /responses/compact answers one JSON object: the streaming and storage fields are refused.
 COMPACT_FIELDS = frozenset(

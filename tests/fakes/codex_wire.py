@@ -116,6 +116,8 @@ def item_events(index: int, item: dict[str, Any]) -> list[Event]:
     elif kind == "message":
         added = dict(item, status="in_progress", content=[])
         middle = _text_events(index, item)
+    elif kind == "compaction":
+        added, middle = dict(item), []
     elif kind == "custom_tool_call":
         added = dict(item, status="in_progress", input="")
         middle = _custom_input_events(index, item)

@@ -6,6 +6,7 @@ carry back to the backend.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -113,3 +114,28 @@ def test_compaction_fails_over_on_a_rate_limited_account(gateway, key, credentia
     assert limited != served
     assert Credential.objects.get(account_id=limited).cooldown_until is not None
     assert wait_for_usage(1)[0].attempts == 2
+
+
+TRIGGER = {"type": "compaction_trigger"}
+
+
+def test_in_band_compaction_trigger_passes_through_to_codex(gateway, key, credential_factory, fake):
+    credential_factory("codex")
+    body = {"model": MODEL, "stream": True, "input": [*HISTORY, TRIGGER], "tools": [SHELL]}
+    with httpx.stream("POST", gateway + "/v1/responses", json=body, headers={"authorization": f"Bearer {key}"},
+                      timeout=30) as r:
+        raw = r.read().decode()
+    assert r.status_code == 200, raw
+    completed = [json.loads(line[5:]) for line in raw.splitlines()
+                 if line.startswith("data:") and "response.completed" in line]
+    assert [i["type"] for i in completed[0]["response"]["output"]] == ["compaction"]
+    assert fake.requests("codex")[-1].json["input"][-1] == TRIGGER
+
+
+def test_in_band_compaction_for_a_claude_model_is_refused_plainly(gateway, key, credential_factory, fake):
+    credential_factory("claude")
+    body = {"model": "claude-sonnet-4-6", "stream": True, "input": [*HISTORY, TRIGGER]}
+    r = httpx.post(gateway + "/v1/responses", json=body, headers={"authorization": f"Bearer {key}"}, timeout=30)
+    assert r.status_code == 501
+    assert "only available for ChatGPT (Codex) models" in r.json()["error"]["message"]
+    assert fake.requests("claude") == []
