@@ -528,9 +528,18 @@ def _chat_user_content(parts: list[Any], as_string: bool) -> Any:
     return out
 
 
+def _chat_call(draw: st.DrawFn, call: Call, call_id_: str) -> Json:
+    if call.tool.custom:
+        return {"id": call_id_, "type": "custom", "custom": {"name": call.tool.name, "input": call.custom_input}}
+    arguments = json.dumps(call.args) if call.args or draw(BOOL) else ""
+    return {"id": call_id_, "type": "function", "function": {"name": call.tool.name, "arguments": arguments}}
+
+
 @st.composite
 def chat_requests(draw: st.DrawFn) -> Json:
     tools = draw(_tool_list(64))
+    if one_in(draw, 3) and "apply_patch" not in {t.name for t in tools}:
+        tools.append(Tool("apply_patch", "Edit files with a patch.", None, custom=True))  # a Chat custom tool
     plan = draw(plans(tools, greeting_ok=True))
     messages: list[Json] = []
     for _ in range(draw(_COUNT[2])):  # Droid: one string system message; SDK users: developer
@@ -559,10 +568,7 @@ def chat_requests(draw: st.DrawFn) -> Json:
             ids = [call_id(c, style) for c in turn.calls]
             message = {"role": "assistant",
                        "content": turn.preface if turn.preface else (None if draw(BOOL) else ""),
-                       "tool_calls": [{"id": i, "type": "function", "function": {
-                           "name": c.tool.name,
-                           "arguments": json.dumps(c.args) if c.args or draw(BOOL) else ""}}
-                           for c, i in zip(turn.calls, ids)]}
+                       "tool_calls": [_chat_call(draw, c, i) for c, i in zip(turn.calls, ids)]}
             messages.append(message)
             for k in turn.results_order:
                 result = turn.calls[k].result
@@ -577,12 +583,18 @@ def chat_requests(draw: st.DrawFn) -> Json:
             fn: Json = {"name": tool.name}
             if tool.description:
                 fn["description"] = tool.description
+            if tool.custom:
+                fn["format"] = {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}
+                body["tools"].append({"type": "custom", "custom": fn})
+                continue
             if tool.schema is not None:
                 fn["parameters"] = tool.schema
             if draw(BOOL):
                 fn["strict"] = False
             body["tools"].append({"type": "function", "function": fn})
-        named = {"type": "function", "function": {"name": draw(st.sampled_from(tools)).name}}
+        pick = draw(st.sampled_from(tools))
+        kind = "custom" if pick.custom else "function"
+        named = {"type": kind, kind: {"name": pick.name}}
         optional_tools = draw(st.fixed_dictionaries({}, optional={
             "tool_choice": st.sampled_from(("auto", "none", "required", named)),
             "parallel_tool_calls": st.booleans(),

@@ -143,6 +143,19 @@ def upstream_calls(provider: str, body: Json) -> tuple[list[str], dict[str, str]
     return ids, results
 
 
+def undeclared_calls(provider: str, body: Json) -> set[str]:
+    """Names of history calls that no declared upstream tool has (the strategies only
+    call tools they declare, so a translation must keep every call pointing at one)."""
+    declared = {t["name"] for t in body.get("tools") or [] if "name" in t}
+    declared |= {inner["name"] for t in body.get("tools") or [] for inner in t.get("tools") or []}
+    if provider == "codex":
+        called = {i["name"] for i in body["input"] if i.get("type") in ("function_call", "custom_tool_call")}
+    else:
+        called = {b["name"] for m in body["messages"] if isinstance(m["content"], list)
+                  for b in m["content"] if b["type"] == "tool_use"}
+    return called - declared if body.get("tools") else set()
+
+
 # -- the properties -------------------------------------------------------------------
 
 
@@ -159,6 +172,7 @@ def check_route(client_format: str, provider: str, body: Json, target: Target) -
     for text in client_user_texts(client_format, body):
         assert any(text in s for s in sent), f"user text {text!r} lost"
 
+    assert not undeclared_calls(provider, out), f"history calls of undeclared tools: {undeclared_calls(provider, out)}"
     ids, results = upstream_calls(provider, out)
     calls = client_calls(client_format, body)
     assert len(ids) == len(calls), f"{len(calls)} client tool calls became {len(ids)}"
