@@ -41,7 +41,8 @@ def my_usage_csv(request: HttpRequest) -> HttpResponse:
     """The same 30 days as CSV, one line per day and model."""
     api_key = _own_key(request)
     rows = reports.day_model_totals(since=reports.period_start(SELF_PERIOD), user=request.user, api_key=api_key)
-    return _csv_response(reports.to_csv(rows, ["day", "model", "requests", *reports.TOTALS]), "proxyhub-usage.csv")
+    fields = ["day", "model", "requests", *reports.TOTALS, reports.COST]
+    return _csv_response(reports.to_csv(rows, fields), "proxyhub-usage.csv")
 
 
 @require_GET
@@ -55,7 +56,7 @@ def admin_usage(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "accounts/admin_usage.html", {
         **admin.site.each_context(request), "title": "Usage",
         "by": by, "period": period, "key": api_key, "groups": list(reports.GROUPS), "periods": list(reports.PERIODS),
-        "columns": cols, "table": [[row[c] for c in cols] for row in rows],
+        "columns": cols, "table": [[row[c] for c in cols] for row in rows], "cost_column": reports.COST,
         "total": reports.summed(rows), "chart": reports.day_chart(days), "since": since,
     })
 

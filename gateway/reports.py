@@ -3,6 +3,10 @@
 Every function here is one or two aggregate queries over UsageRecord, whatever
 the number of keys, users or days: the pages and the usage_report command call
 them and never loop over records.
+
+Each row also carries an estimated cost: its tokens priced per model with the
+list prices an admin keeps in the model catalog (None when none of the row's
+models has prices). Rows are summed per (group, model) in SQL and priced here.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,6 +23,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiKey
+from credentials.models import Model
 from gateway.models import UsageRecord
 
 GROUPS = {
@@ -28,6 +34,8 @@ GROUPS = {
 }
 RENAMES = {"api_key__name": "key_name", "user__username": "user", "requested_model": "model"}
 TOTALS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+COST = "estimated_cost_usd"
+MILLION = Decimal(1_000_000)
 # The report pages' periods, in the order they are offered.
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -49,7 +57,7 @@ def period_start(period: str, now: datetime | None = None) -> datetime:
 
 def columns(by: str) -> list[str]:
     """The keys of a totals(by) row, in order (also the CSV header)."""
-    return [RENAMES.get(f, f) for f in GROUPS[by]] + ["requests", *TOTALS]
+    return [RENAMES.get(f, f) for f in GROUPS[by]] + ["requests", *TOTALS, COST]
 
 
 def records(*, since: datetime | None = None, user: AbstractBaseUser | None = None,
@@ -87,13 +95,51 @@ def daily_totals(*, since: datetime, user: AbstractBaseUser | None = None, api_k
     return [rows.get(d.isoformat()) or _zero_day(d) for d in days]
 
 
-def summed(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """requests and token sums over ``rows`` (for a "total" line)."""
-    out = dict.fromkeys(("requests", *TOTALS), 0)
+def summed(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """requests, token and cost sums over ``rows`` (for a "total" line)."""
+    out: dict[str, Any] = dict.fromkeys(("requests", *TOTALS), 0)
+    costs = []
     for row in rows:
-        for field in out:
+        for field in ("requests", *TOTALS):
             out[field] += row[field]
+        if row.get(COST) is not None:
+            costs.append(row[COST])
+    out[COST] = round(sum(costs), 6) if costs else None
     return out
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+    def cost(self, tokens: dict[str, int]) -> Decimal:
+        return (tokens["input_tokens"] * self.input + tokens["output_tokens"] * self.output
+                + tokens["cache_read_tokens"] * self.cache_read
+                + tokens["cache_write_tokens"] * self.cache_write) / MILLION
+
+
+def model_prices() -> dict[str, Prices]:
+    """Name, alias and upstream id -> prices, for catalog models with input and output prices.
+
+    A missing cache price counts those tokens at the input price.
+    """
+    out: dict[str, Prices] = {}
+    for m in Model.objects.filter(input_price__isnull=False, output_price__isnull=False):
+        assert m.input_price is not None and m.output_price is not None
+        prices = Prices(m.input_price, m.output_price, _or(m.cache_read_price, m.input_price),
+                        _or(m.cache_write_price, m.input_price))
+        for name in (m.name, m.upstream_model, *(m.aliases or [])):
+            out.setdefault(str(name), prices)
+    return out
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    return default if value is None else value
 
 
 def to_csv(rows: list[dict[str, Any]], fields: Iterable[str] | None = None) -> str:
@@ -145,21 +191,40 @@ def day_chart(days: list[dict[str, Any]], *, width: int = 720, height: int = 160
 def _grouped(qs: QuerySet[UsageRecord], fields: tuple[str, ...]) -> list[dict[str, Any]]:
     if "day" in fields:
         qs = qs.annotate(day=TruncDate("created_at"))
-    rows = (qs.values(*fields).annotate(requests=Count("id"), **{f"sum_{t}": Sum(t) for t in TOTALS})
+    # Summed per model as well, so each part is priced with its own model's prices.
+    per_model = tuple(f for f in ("upstream_model", "requested_model") if f not in fields)
+    rows = (qs.values(*fields, *per_model).annotate(requests=Count("id"), **{f"sum_{t}": Sum(t) for t in TOTALS})
             .order_by(*fields))
-    result = []
+    prices = model_prices() if rows else {}
+    result: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        out: dict[str, Any] = {RENAMES.get(f, f): row[f] for f in fields}
-        if "day" in fields:
-            out["day"] = row["day"].isoformat() if row["day"] else None
-        out["requests"] = row["requests"]
-        out.update({t: row[f"sum_{t}"] or 0 for t in TOTALS})
-        result.append(out)
-    return result
+        out = result.get(tuple(row[f] for f in fields))
+        if out is None:
+            out = {RENAMES.get(f, f): row[f] for f in fields}
+            if "day" in fields:
+                out["day"] = row["day"].isoformat() if row["day"] else None
+            out.update({"requests": 0, **dict.fromkeys(TOTALS, 0), COST: None})
+            result[tuple(row[f] for f in fields)] = out
+        tokens = {t: row[f"sum_{t}"] or 0 for t in TOTALS}
+        out["requests"] += row["requests"]
+        for t in TOTALS:
+            out[t] += tokens[t]
+        priced = prices.get(row["upstream_model"]) or prices.get(_base_name(row["requested_model"]))
+        if priced is not None:
+            out[COST] = (out[COST] or Decimal(0)) + priced.cost(tokens)
+    for out in result.values():
+        if out[COST] is not None:
+            out[COST] = float(round(out[COST], 6))
+    return list(result.values())
+
+
+def _base_name(requested: str) -> str:
+    """``gpt-5.5(high)`` -> ``gpt-5.5``: a thinking suffix is not part of the model's name."""
+    return requested.split("(", 1)[0]
 
 
 def _zero_day(day: date) -> dict[str, Any]:
-    return {"day": day.isoformat(), "requests": 0, **dict.fromkeys(TOTALS, 0)}
+    return {"day": day.isoformat(), "requests": 0, **dict.fromkeys(TOTALS, 0), COST: None}
 
 
 def _tokens(row: dict[str, Any]) -> int:

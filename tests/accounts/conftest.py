@@ -64,3 +64,16 @@ def usage_factory(db: None) -> Callable[..., Any]:
             endpoint="messages", requested_model=model, **tokens)
 
     return make
+
+
+@pytest.fixture
+def priced_catalog(db: None) -> None:
+    """Sonnet 4.6 at its list prices, GPT models without prices (whatever earlier tests left)."""
+    from decimal import Decimal
+
+    from credentials.models import Model
+
+    Model.objects.update_or_create(name="claude-sonnet-4-6", defaults={
+        "provider": "claude", "input_price": Decimal(3), "output_price": Decimal(15),
+        "cache_read_price": Decimal("0.3"), "cache_write_price": Decimal("3.75")})
+    Model.objects.filter(provider="codex").update(input_price=None, output_price=None)

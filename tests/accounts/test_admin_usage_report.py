@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(api_key_factory, usage_factory):
+def world(api_key_factory, usage_factory, priced_catalog):
     now = timezone.now()
     alice, _ = api_key_factory("alice", name="laptop")
     bob, _ = api_key_factory("bob", name="desk")
@@ -26,7 +26,11 @@ def world(api_key_factory, usage_factory):
 
 
 def rows(response):
-    return {tuple(r[:-5]): r[-5:] for r in response.context["table"]}
+    return {tuple(r[:-6]): r[-6:-1] for r in response.context["table"]}
+
+
+def costs(response):
+    return {tuple(r[:-6]): r[-1] for r in response.context["table"]}
 
 
 def test_report_is_staff_only(client, alice_client, django_user_model):
@@ -51,6 +55,18 @@ def test_report_groups_by_key_user_model_and_day(staff_client, world):
         ("claude-sonnet-4-6",): [1, 10, 2, 0, 0], ("gpt-5.5",): [3, 1012, 4, 0, 0]}
     assert len(rows(staff_client.get("/admin/usage/?by=day&period=30d"))) == 3
     assert by_key.context["total"]["requests"] == 3
+
+
+def test_report_estimates_cost_from_catalog_prices(staff_client, world):
+    # alice: 10 input + 2 output Sonnet tokens at $3 / $15 per million; GPT has no prices here.
+    by_key = staff_client.get("/admin/usage/?by=key&period=7d")
+    assert costs(by_key) == {(world["alice"].prefix, "laptop", "alice"): 0.00006,
+                             (world["bob"].prefix, "desk", "bob"): None}
+    assert by_key.context["total"]["estimated_cost_usd"] == 0.00006
+    page = by_key.content.decode()
+    assert "<th class=\"num\">estimated_cost_usd</th>" in page and ">$0.00<" in page and ">—<" in page
+    csv_rows = list(csv.DictReader(io.StringIO(staff_client.get("/admin/usage/csv/?by=key&period=7d").content.decode())))
+    assert sorted(r["estimated_cost_usd"] for r in csv_rows) == ["", "6e-05"]
 
 
 def test_period_decides_which_records_count(staff_client, world):

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(api_key_factory, usage_factory):
+def world(api_key_factory, usage_factory, priced_catalog):
     """alice: two keys, four recent records and one too old; bob: one record."""
     now = timezone.now()
     laptop, _ = api_key_factory("alice", name="laptop")
@@ -34,19 +34,22 @@ def test_usage_page_totals_match_the_records(alice_client, world):
     assert response.status_code == 200
     by_model = {r["model"]: r for r in response.context["models"]}
     assert by_model == {
+        # (300 x $3 + 30 x $15 + 1000 x $0.30 + 50 x $3.75) per million tokens
         "claude-sonnet-4-6": {"model": "claude-sonnet-4-6", "requests": 2, "input_tokens": 300,
-                              "output_tokens": 30, "cache_read_tokens": 1000, "cache_write_tokens": 50},
+                              "output_tokens": 30, "cache_read_tokens": 1000, "cache_write_tokens": 50,
+                              "estimated_cost_usd": 0.001838},
         "gpt-5.5": {"model": "gpt-5.5", "requests": 1, "input_tokens": 7, "output_tokens": 3,
-                    "cache_read_tokens": 0, "cache_write_tokens": 0},
+                    "cache_read_tokens": 0, "cache_write_tokens": 0, "estimated_cost_usd": None},
     }
     assert response.context["total"] == {"requests": 3, "input_tokens": 307, "output_tokens": 33,
-                                         "cache_read_tokens": 1000, "cache_write_tokens": 50}
+                                         "cache_read_tokens": 1000, "cache_write_tokens": 50,
+                                         "estimated_cost_usd": 0.001838}
     days = {d["day"]: d for d in response.context["days"]}
     assert len(days) == 30 and max(days) == world["today"].isoformat()
     assert days[world["today"].isoformat()]["requests"] == 2
     assert days[(world["today"] - timedelta(days=2)).isoformat()]["input_tokens"] == 7
     page = response.content.decode()
-    assert ">307<" in page and ">1000<" in page and "claude-sonnet-4-6" in page
+    assert ">307<" in page and ">1000<" in page and "claude-sonnet-4-6" in page and ">$0.00<" in page
 
 
 def test_usage_page_never_shows_another_teammates_usage(alice_client, world):
@@ -80,12 +83,13 @@ def test_csv_export_has_one_line_per_day_and_model(alice_client, world):
         (world["today"].isoformat(), "claude-sonnet-4-6", "2", "300"),
     ]
     assert list(rows[0]) == ["day", "model", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
-                             "cache_write_tokens"]
+                             "cache_write_tokens", "estimated_cost_usd"]
+    assert [r["estimated_cost_usd"] for r in rows] == ["", "0.001838"]
 
 
 def test_csv_export_of_a_teammate_with_no_usage_is_just_the_header(bob_client):
     assert bob_client.get("/me/usage/csv/").content.decode() == (
-        "day,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens\n")
+        "day,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,estimated_cost_usd\n")
 
 
 def test_pages_cost_a_fixed_number_of_queries(alice_client, world, api_key_factory, usage_factory,

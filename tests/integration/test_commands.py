@@ -77,6 +77,13 @@ def test_usage_report_groups_by_key_user_model_and_day(api_key_factory):
 
     from gateway.models import UsageRecord
 
+    from decimal import Decimal
+
+    from credentials.models import Model
+
+    Model.objects.update_or_create(name="claude-sonnet-4-6", defaults={
+        "provider": "claude", "input_price": Decimal(3), "output_price": Decimal(15),
+        "cache_read_price": Decimal("0.3"), "cache_write_price": Decimal("3.75")})
     key_a, _ = api_key_factory("alice")
     key_b, _ = api_key_factory("bob")
     for key, model, tokens in ((key_a, "claude-sonnet-4-6", 10), (key_a, "gpt-5.5", 5), (key_b, "gpt-5.5", 7)):
@@ -86,12 +93,15 @@ def test_usage_report_groups_by_key_user_model_and_day(api_key_factory):
     by_key = json.loads(run("usage_report", "--by", "key", "--format", "json"))
     alice = next(r for r in by_key if r["user"] == "alice")
     assert alice == {"key_prefix": key_a.prefix, "key_name": "default", "user": "alice", "requests": 2,
-                     "input_tokens": 15, "output_tokens": 4, "cache_read_tokens": 2, "cache_write_tokens": 6}
+                     "input_tokens": 15, "output_tokens": 4, "cache_read_tokens": 2, "cache_write_tokens": 6,
+                     # only the Sonnet part is priced: (10 x 3 + 2 x 15 + 1 x 0.30 + 3 x 3.75) / 1e6
+                     "estimated_cost_usd": 0.000072}
     by_model = json.loads(run("usage_report", "--by", "model", "--format", "json"))
     assert {r["model"]: r["requests"] for r in by_model} == {"claude-sonnet-4-6": 1, "gpt-5.5": 2}
     assert len(json.loads(run("usage_report", "--by", "day", "--format", "json"))) == 1
     csv_text = run("usage_report", "--by", "user", "--format", "csv")
-    assert csv_text.splitlines()[0] == "user,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens"
+    assert csv_text.splitlines()[0] == ("user,requests,input_tokens,output_tokens,cache_read_tokens,"
+                                        "cache_write_tokens,estimated_cost_usd")
     assert "alice" in run("usage_report", "--by", "user")
 
 
