@@ -35,7 +35,7 @@ from gateway.translate.mapping import (
     FOREIGN_SIGNATURE_PREFIX,
     Usage,
     responses_to_anthropic_stop,
-    shorten_tool_names,
+    restoring_tool_names,
 )
 
 _CALL_TYPES = ("function_call", "custom_tool_call")
@@ -68,7 +68,7 @@ def client_tool_names(body: dict[str, Any]) -> Iterator[str]:
 
 def reverse_tool_names(body: dict[str, Any]) -> dict[str, str]:
     """Name sent upstream -> the client's name."""
-    return {short: orig for orig, short in shorten_tool_names(client_tool_names(body)).items()}
+    return restoring_tool_names(client_tool_names(body))
 
 
 def anthropic_stop_reason(status: str | None, reason: str | None, has_tool_call: bool) -> str:

@@ -28,7 +28,7 @@ from gateway.translate.chat_to_responses_stream import (
     client_tool_names,
 )
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import Target, Usage, shorten_tool_names
+from gateway.translate.mapping import Target, Usage, restoring_tool_names
 
 __all__ = ["request", "response", "StreamTranslator", "client_tool_names"]
 
@@ -71,7 +71,7 @@ def response(resp: dict[str, Any], client_body: dict[str, Any], model: str) -> d
     >>> r["choices"][0]["message"]["content"], r["choices"][0]["finish_reason"]
     ('Hi', 'stop')
     """
-    names = {short: orig for orig, short in shorten_tool_names(client_tool_names(client_body)).items()}
+    names = restoring_tool_names(client_tool_names(client_body))
     texts: list[str] = []
     refusals: list[str] = []
     reasoning: list[str] = []

@@ -33,7 +33,7 @@ from gateway.translate.codex_events import CodexEventTranslator
 from gateway.translate.mapping import (
     Usage,
     responses_to_chat_finish,
-    shorten_tool_names,
+    restoring_tool_names,
 )
 
 _CALL_TYPES = ("function_call", "custom_tool_call")
@@ -63,8 +63,7 @@ def chat_finish_reason(status: str | None, reason: str | None, has_tool_call: bo
 def client_tool_names(body: dict[str, Any]) -> Iterator[str]:
     """Tool names in the order ``codex_body`` meets them in the translated body.
 
-    Feed them to ``shorten_tool_names`` and invert the map to restore the
-    client's names in a reply.
+    Feed them to ``restoring_tool_names`` to map a reply's names back to the client's.
     """
     for tool in body.get("tools") or []:
         kind = (tool.get("type") or "function") if isinstance(tool, dict) else None
@@ -100,8 +99,7 @@ class StreamTranslator(CodexEventTranslator):
         super().__init__()
         self._model = model
         self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
-        names = shorten_tool_names(client_tool_names(client_body))
-        self._names = {short: orig for orig, short in names.items()}
+        self._names = restoring_tool_names(client_tool_names(client_body))
         self._id = chat_id(None)
         self._created = int(time.time())
         self._started = False

@@ -194,6 +194,11 @@ ANTHROPIC_SIGNATURE_PREFIX = "anthropic:"
 TOOL_NAME_LIMIT = 64
 
 
+def restoring_tool_names(names: Iterable[str]) -> dict[str, str]:
+    """Name sent upstream -> the client's name: shorten_tool_names() inverted, for replies."""
+    return {short: name for name, short in shorten_tool_names(names).items()}
+
+
 def shorten_tool_names(names: Iterable[str]) -> dict[str, str]:
     """Map every name to one of at most 64 characters, deterministically.
 
