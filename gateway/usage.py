@@ -18,6 +18,7 @@ from django.db import IntegrityError, close_old_connections, transaction
 
 from accounts.services import touch_last_used
 from credentials.services import note_success
+from gateway import metrics
 from gateway.models import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def note_credential_use(credential_id: int, windows: dict[str, Any]) -> None:
 def record_usage(record: UsageRecord) -> None:
     """Queue one record; it reaches the database within FLUSH_SECONDS."""
     global _flush_task
+    metrics.observe(record)
     _pending.append(record)
     try:
         loop = asyncio.get_running_loop()
@@ -108,6 +110,10 @@ def _insert(batch: list[UsageRecord]) -> None:
             except IntegrityError:
                 record.api_key_id = record.user_id = record.credential_id = None
                 record.save(force_insert=True)
+
+
+def pending_count() -> int:
+    return len(_pending)
 
 
 def idle() -> bool:

@@ -163,3 +163,5 @@ PROXYHUB_REFRESH_INTERVAL = env.float("PROXYHUB_REFRESH_INTERVAL", default=60.0)
 PROXYHUB_POOL_STRATEGY = env("PROXYHUB_POOL_STRATEGY", default="round-robin")
 PROXYHUB_POOL_PREFER_SOONEST_RESET = env.bool("PROXYHUB_POOL_PREFER_SOONEST_RESET", default=False)
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
+# Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
+PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")

@@ -5,7 +5,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from gateway import report_views
+from gateway import metrics, report_views
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -32,4 +32,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("me/", include("accounts.urls")),
     path("healthz", health, name="health"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]
