@@ -75,6 +75,11 @@ class _Invalid(Exception):
         return self.status, error_body(self.error_type, str(self))
 
 
+def _shape_error(exc: Exception) -> Rejection:
+    """A shape the checks above did not foresee: the real API answers any of them with a 400."""
+    return _Invalid(f"Input should be a valid request body ({type(exc).__name__})").rejection()
+
+
 # --- headers ---------------------------------------------------------------
 
 
@@ -145,6 +150,8 @@ def validate_messages_body(body: object, *, oauth: bool = True) -> Rejection | N
         _check_messages_body(body, oauth=oauth)
     except _Invalid as exc:
         return exc.rejection()
+    except (TypeError, AttributeError, KeyError) as exc:
+        return _shape_error(exc)
     return None
 
 
@@ -168,6 +175,8 @@ def validate_count_tokens_body(body: object) -> Rejection | None:
         _check_cache_control(obj)
     except _Invalid as exc:
         return exc.rejection()
+    except (TypeError, AttributeError, KeyError) as exc:
+        return _shape_error(exc)
     return None
 
 

@@ -89,6 +89,9 @@ def validate_codex_request(headers: Mapping[str, str], body: object) -> Rejectio
         _check_body(body)
     except _Invalid as exc:
         return exc.rejection()
+    except (TypeError, AttributeError, KeyError) as exc:
+        # Shapes the checks did not foresee: the backend answers any of them with a 400.
+        return 400, {"detail": f"Invalid request body ({type(exc).__name__})"}
     return None
 
 
@@ -98,6 +101,9 @@ def validate_codex_body(body: object) -> Rejection | None:
         _check_body(body)
     except _Invalid as exc:
         return exc.rejection()
+    except (TypeError, AttributeError, KeyError) as exc:
+        # Shapes the checks did not foresee: the backend answers any of them with a 400.
+        return 400, {"detail": f"Invalid request body ({type(exc).__name__})"}
     return None
 
 
@@ -115,6 +121,9 @@ def validate_compact_body(body: object) -> Rejection | None:
         _check_tools(body.get("tools"))
     except _Invalid as exc:
         return exc.rejection()
+    except (TypeError, AttributeError, KeyError) as exc:
+        # Shapes the checks did not foresee: the backend answers any of them with a 400.
+        return 400, {"detail": f"Invalid request body ({type(exc).__name__})"}
     return None
 
 

@@ -329,6 +329,8 @@ def test_claude_requires_the_claude_code_identity(claude: Any) -> None:
             "base64",
         ),
         ({"system": [{"type": "text", "text": IDENTITY, "cache_control": {"type": "ephemeral"}}] * 5}, "maximum of 4"),
+        # Shapes no check foresees still get the API's 400, never a crash (found by fuzzing the gateway).
+        ({"messages": [{"role": [], "content": "hi"}]}, "valid request body"),
     ],
 )
 def test_claude_rejects_malformed_bodies(claude: Any, overrides: dict[str, Any], fragment: str) -> None:
