@@ -215,6 +215,8 @@ def import_token_file(content: bytes, *, label: str = "") -> Connected:
         # JSONDecodeError messages are positional only, but say nothing at all to be sure.
         raise ImportFormatError("not a JSON file") from None
     provider, tokens = parse_token_file(data)
+    if provider == Provider.CLAUDE:
+        tokens = claude_oauth.identify(tokens)
     credential, created = services.upsert(provider, tokens, label=label.strip())
     return Connected(credential, created)
 

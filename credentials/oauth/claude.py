@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.utils import timezone
 
@@ -69,8 +70,24 @@ async def _with_profile(client: httpx.AsyncClient, tokens: TokenSet) -> TokenSet
     account = profile.get("account") if isinstance(profile.get("account"), dict) else {}
     tokens.email = tokens.email or str(account.get("email") or account.get("email_address") or "")
     tokens.account_id = tokens.account_id or str(account.get("uuid") or "")
-    tokens.plan = plan_from_profile(profile)
+    tokens.plan = plan_from_profile(profile) or tokens.plan
     return tokens
+
+
+def identify(tokens: TokenSet) -> TokenSet:
+    """Fill in what a token file left out from the profile endpoint (sync, best effort).
+
+    Claude Code's .credentials.json names no account: without this, every import
+    of it would be a new credential instead of an update of the known account.
+    """
+    if tokens.email and tokens.account_id and tokens.plan:
+        return tokens
+
+    async def ask() -> TokenSet:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False) as client:
+            return await _with_profile(client, tokens)
+
+    return async_to_sync(ask)()
 
 
 async def fetch_profile(client: httpx.AsyncClient, access_token: str) -> dict[str, Any]:

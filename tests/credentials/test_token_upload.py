@@ -82,3 +82,21 @@ def test_oversized_file_is_refused_unread(admin_client):
     big = SimpleUploadedFile("huge.json", b" " * (300 * 1024) + b"{}")
     page = upload(admin_client, big).content.decode()
     assert "huge.json: not imported: larger than 256 KiB" in page
+
+
+def test_a_claude_code_file_is_identified_by_the_profile_and_updates_its_account_on_reimport(admin_client, fake):
+    # Claude Code's .credentials.json names no account; the profile endpoint does.
+    def claude_code_file(email):
+        issued = fake.issue_claude_tokens(email=email, plan="pro")
+        return json_file(".credentials.json", {"claudeAiOauth": {
+            "accessToken": issued["access_token"], "refreshToken": issued["refresh_token"],
+            "expiresAt": int((time.time() + 3600) * 1000), "scopes": ["user:inference", "user:profile"]}})
+
+    page = upload(admin_client, claude_code_file("cc@example.com")).content.decode()
+    assert ".credentials.json: imported cc@example.com" in page and "plan pro" in page
+    credential = Credential.objects.get()
+    assert credential.account_id and credential.email == "cc@example.com"
+    # The same account's file again (after Claude Code refreshed it) updates, not duplicates.
+    page = upload(admin_client, claude_code_file("cc@example.com")).content.decode()
+    assert ".credentials.json: updated cc@example.com" in page
+    assert Credential.objects.count() == 1

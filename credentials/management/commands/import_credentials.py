@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials import services
-from credentials.importers import ImportFormatError, parse_token_file
+from credentials.connect import import_token_file
+from credentials.importers import ImportFormatError
 
 
 class Command(BaseCommand):
@@ -23,14 +22,14 @@ class Command(BaseCommand):
         for name in options["paths"]:
             path = Path(name)
             try:
-                provider, tokens = parse_token_file(json.loads(path.read_text()))
-            except (OSError, ValueError, ImportFormatError) as exc:
+                connected = import_token_file(path.read_bytes(), label=options["label"])
+            except (OSError, ImportFormatError) as exc:
                 # ImportFormatError messages never contain token values.
                 self.stderr.write(f"{path}: not imported: {exc}")
                 failures += 1
                 continue
-            credential, created = services.upsert(provider, tokens, label=options["label"])
-            verb = "imported" if created else "updated"
+            credential, provider = connected.credential, connected.credential.provider
+            verb = "imported" if connected.created else "updated"
             expiry = f", expires {credential.expires_at:%Y-%m-%d %H:%M} UTC" if credential.expires_at else ""
             self.stdout.write(f"{path}: {verb} {provider} credential #{credential.pk} "
                               f"({credential.email or credential.account_id or 'unknown account'}{expiry})")
