@@ -32,5 +32,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("me/", include("accounts.urls")),
     path("healthz", health, name="health"),
+    # Claude Code probes ANTHROPIC_BASE_URL + /api/hello (HEAD) to warm its connection.
+    path("api/hello", health, name="hello"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

@@ -78,6 +78,12 @@ def test_paths_without_v1_say_to_add_it(gateway):
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
 
 
+def test_claude_codes_connection_probe_is_answered(gateway):
+    # Claude Code sends HEAD <ANTHROPIC_BASE_URL>/api/hello before its first request.
+    assert httpx.head(gateway + "/api/hello").status_code == 200
+    assert httpx.get(gateway + "/api/hello").json() == {"status": "ok"}
+
+
 def test_models_lists_allowed_models_with_an_active_credential(gateway, key, credential_factory):
     r = httpx.get(gateway + "/v1/models", headers={"authorization": f"Bearer {key}"})
     assert r.json() == {"object": "list", "data": []}
