@@ -55,7 +55,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         out["parallel_tool_calls"] = body["parallel_tool_calls"]
     if body.get("reasoning_effort"):
         out["reasoning"] = {"effort": body["reasoning_effort"], "summary": "auto"}
-    text = _text_options(body)
+    text = text_options(body)
     if text:
         out["text"] = text
     if isinstance(body.get("prompt_cache_key"), str):
@@ -223,7 +223,8 @@ def _tool_choice(choice: Any) -> Any:
     return "auto"
 
 
-def _text_options(body: dict[str, Any]) -> dict[str, Any]:
+def text_options(body: dict[str, Any]) -> dict[str, Any]:
+    """Chat's ``response_format`` and ``verbosity`` as a Responses ``text`` object."""
     text: dict[str, Any] = {}
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterator
 
+from gateway.translate.chat_to_responses import text_options
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX, TOOL_NAME_LIMIT, shorten_tool_names
 from gateway.translate.responses_output import REDACTED_PREFIX
@@ -66,6 +67,11 @@ def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[s
             param="previous_response_id",
         )
     out = {k: v for k, v in body.items() if k not in FORBIDDEN_FIELDS and k != "previous_response_id"}
+    if "response_format" in out:
+        # Chat's spelling, which SDK wrappers send to /responses too; the backend refuses it.
+        mapped = text_options({"response_format": out.pop("response_format")})
+        if mapped and not (out.get("text") or {}).get("format"):
+            out["text"] = {**(out.get("text") or {}), **mapped}
     if out.get("service_tier") != "priority":
         out.pop("service_tier", None)
     items = [_clean_item(item) for item in _input_items(body.get("input"))]

@@ -108,6 +108,18 @@ def test_removes_fields_codex_rejects(field: str) -> None:
     assert field not in out
 
 
+def test_a_chat_style_response_format_becomes_text_format() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+    out = prepare({"model": "m", "input": [], "response_format": fmt, "text": {"verbosity": "low"}})
+    assert "response_format" not in out
+    assert out["text"] == {"verbosity": "low", "format": {"type": "json_schema", "name": "answer", "schema": schema,
+                                                          "strict": True}}
+    # A text.format the client set itself wins.
+    own = {"format": {"type": "text"}}
+    assert prepare({"model": "m", "input": [], "response_format": fmt, "text": own})["text"] == own
+
+
 def test_previous_response_id_is_refused() -> None:
     with pytest.raises(TranslationError) as exc:
         prepare({"model": "m", "input": [], "previous_response_id": "resp_123"})
