@@ -24,6 +24,7 @@ from gateway.models import UsageRecord
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
+MAX_RETRY_SECONDS = 5.0
 
 _pending: list[UsageRecord] = []
 _credential_notes: dict[int, dict[str, Any]] = {}
@@ -51,37 +52,46 @@ def record_usage(record: UsageRecord) -> None:
 
 async def _flush_later() -> None:
     # Records queued while a write runs in its thread see this task still
-    # running and start none of their own, so loop until nothing is left.
+    # running and start none of their own, so loop until nothing is left;
+    # a database that refuses the write is retried less and less often.
+    delay = FLUSH_SECONDS
     while True:
-        await asyncio.sleep(FLUSH_SECONDS)
-        await aflush()
+        await asyncio.sleep(delay)
+        written = await aflush()
         if not (_pending or _credential_notes):
             return
+        delay = FLUSH_SECONDS if written else min(delay * 2, MAX_RETRY_SECONDS)
 
 
-async def aflush() -> None:
+async def aflush() -> bool:
     """See write_pending()."""
     if _pending or _credential_notes:
-        await sync_to_async(write_pending)()
+        return await sync_to_async(write_pending)()
+    return True
 
 
-def write_pending() -> None:
-    """Write every queued record now."""
+def write_pending() -> bool:
+    """Write every queued record now; False when the database refused them (they stay queued)."""
     _write_credential_notes()
     batch = _pending[:]
     del _pending[: len(batch)]
     if not batch:
-        return
+        return True
     try:
         _insert(batch)
-        last_used: dict[int, datetime] = {}
-        for r in batch:
-            if r.api_key_id is not None:
-                last_used[r.api_key_id] = max(r.created_at, last_used.get(r.api_key_id, r.created_at))
-        touch_last_used(last_used)
     except Exception:
         logger.exception("could not write %d usage records; keeping them for the next flush", len(batch))
         _pending[:0] = batch
+        return False
+    last_used: dict[int, datetime] = {}
+    for r in batch:
+        if r.api_key_id is not None:
+            last_used[r.api_key_id] = max(r.created_at, last_used.get(r.api_key_id, r.created_at))
+    try:
+        touch_last_used(last_used)
+    except Exception:  # the records are written: queueing them again would count them twice
+        logger.exception("could not note the last use of %d keys", len(last_used))
+    return True
 
 
 def _write_credential_notes() -> None:
