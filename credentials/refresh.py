@@ -141,6 +141,12 @@ def refresh_now(credential: Credential) -> Credential:
     async def run() -> Credential:
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0),
                                      proxy=credential.proxy_url or None, trust_env=False) as client:
-            return await arefresh(credential, client=client)
+            fresh = await arefresh(credential, client=client)
+            if fresh.provider == Provider.CLAUDE and not (fresh.email and fresh.account_id and fresh.plan):
+                # Off the request path, an admin's refresh may also learn what an import could not.
+                known = TokenSet(fresh.access_token, email=fresh.email, account_id=fresh.account_id, plan=fresh.plan)
+                found = await claude_oauth.with_profile(client, known)
+                fresh = await sync_to_async(services.note_identity)(fresh.pk, found)
+            return fresh
 
     return async_to_sync(run)()

@@ -46,6 +46,17 @@ def save_tokens(credential_id: int, tokens: TokenSet) -> Credential:
     return Credential.objects.get(id=credential_id)
 
 
+def note_identity(credential_id: int, tokens: TokenSet) -> Credential:
+    """Fill in the email, account id and plan a credential lacks (what a profile lookup found)."""
+    credential = Credential.objects.get(id=credential_id)
+    found = {"email": tokens.email, "account_id": tokens.account_id, "plan": tokens.plan}
+    missing = {field: value for field, value in found.items() if value and not getattr(credential, field)}
+    if missing:
+        Credential.objects.filter(id=credential_id).update(**missing)
+        credential.refresh_from_db()
+    return credential
+
+
 def load(credential_id: int) -> Credential:
     return Credential.objects.get(id=credential_id)
 

@@ -51,7 +51,7 @@ async def exchange_code(client: httpx.AsyncClient, code: str, pkce: Pkce) -> Tok
         "grant_type": "authorization_code", "code": code, "state": pkce.state, "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI, "code_verifier": pkce.verifier,
     }
-    return await _with_profile(client, _token_set(await _post(client, payload), previous_refresh=""))
+    return await with_profile(client, _token_set(await _post(client, payload), previous_refresh=""))
 
 
 async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
@@ -60,7 +60,7 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> TokenSet:
     return _token_set(await _post(client, payload), previous_refresh=refresh_token)
 
 
-async def _with_profile(client: httpx.AsyncClient, tokens: TokenSet) -> TokenSet:
+async def with_profile(client: httpx.AsyncClient, tokens: TokenSet) -> TokenSet:
     """Fill in the plan (and any missing account) from the profile endpoint, best effort.
 
     The token response names no plan and may omit the account (PROTOCOLS.md §4.4);
@@ -85,7 +85,7 @@ def identify(tokens: TokenSet) -> TokenSet:
 
     async def ask() -> TokenSet:
         async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False) as client:
-            return await _with_profile(client, tokens)
+            return await with_profile(client, tokens)
 
     return async_to_sync(ask)()
 

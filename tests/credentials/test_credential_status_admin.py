@@ -53,6 +53,14 @@ def test_refresh_now_action_rotates_tokens(admin_client, credential_factory, fak
     assert credential.access_token not in page
 
 
+def test_refresh_now_also_learns_a_claude_accounts_missing_plan(admin_client, credential_factory, fake):
+    fake.reset()
+    credential = credential_factory(plan="")  # as imported from a file that names no plan
+    act(admin_client, "refresh_now", credential)
+    credential.refresh_from_db()
+    assert credential.plan == "max" and credential.token_version == 1
+
+
 def test_refresh_now_reports_a_dead_refresh_token(admin_client, credential_factory, fake):
     fake.reset()
     credential = credential_factory()
