@@ -6,9 +6,20 @@ import threading
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from gateway import usage
 from gateway.models import UsageRecord
+
+
+async def _closing_connections(scenario):
+    """Run ``scenario``, then close the database connection the writer opened in asgiref's thread
+    (left open, Postgres refuses to drop the test database)."""
+    try:
+        await scenario
+    finally:
+        await sync_to_async(connections.close_all)()
 
 
 def _record(endpoint: str) -> UsageRecord:
@@ -41,7 +52,7 @@ def test_a_record_queued_while_a_flush_is_writing_is_written_without_another_req
                 return
             await asyncio.sleep(0.01)
 
-    asyncio.run(scenario())
+    asyncio.run(_closing_connections(scenario()))
     assert sorted(UsageRecord.objects.values_list("endpoint", flat=True)) == ["first", "second"]
     assert usage.idle()
 
@@ -85,7 +96,7 @@ def test_a_refusing_database_is_retried_less_often_and_nothing_is_lost(monkeypat
                 return
             await asyncio.sleep(0.01)
 
-    asyncio.run(scenario())
+    asyncio.run(_closing_connections(scenario()))
     assert len(attempts) == 4 and list(UsageRecord.objects.values_list("endpoint", flat=True)) == ["kept"]
     # Waits of 0.02, 0.04, 0.04 s after the failures (0.01 s each without the back-off); sleeps never run short.
     gaps = [b - a for a, b in zip(attempts, attempts[1:])]
