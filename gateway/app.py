@@ -25,7 +25,7 @@ from gateway.model_list import anthropic_models, available_entries, openai_model
 from gateway.models import UsageRecord
 from gateway.relay import Job, relay
 from gateway.translate import model_suffix
-from gateway.translate.errors import TranslationError
+from gateway.translate.errors import COMPACTION_UNSUPPORTED, TranslationError
 from gateway.usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -210,9 +210,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         await _estimate_tokens(job, send)
         return
     if endpoint == "compact" and entry.provider != "codex":
-        exc = Rejection(501, f"Remote compaction is only available for ChatGPT (Codex) models, not {entry.name!r}. "
-                             "Codex CLI compacts locally when its model provider is not named \"OpenAI\" "
-                             "(use the config.toml from your ProxyHub page).", "compaction_unsupported")
+        exc = Rejection(501, f"{entry.name!r}: {COMPACTION_UNSUPPORTED}", "compaction_unsupported")
         await _reject(request, send, record, exc, started)
         return
     await _cancel_on_disconnect(relay(job, send), receive)

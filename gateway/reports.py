@@ -198,13 +198,14 @@ def _grouped(qs: QuerySet[UsageRecord], fields: tuple[str, ...]) -> list[dict[st
     prices = model_prices() if rows else {}
     result: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        out = result.get(tuple(row[f] for f in fields))
+        key = tuple(row[f] for f in fields)
+        out = result.get(key)
         if out is None:
             out = {RENAMES.get(f, f): row[f] for f in fields}
             if "day" in fields:
                 out["day"] = row["day"].isoformat() if row["day"] else None
             out.update({"requests": 0, **dict.fromkeys(TOTALS, 0), COST: None})
-            result[tuple(row[f] for f in fields)] = out
+            result[key] = out
         tokens = {t: row[f"sum_{t}"] or 0 for t in TOTALS}
         out["requests"] += row["requests"]
         for t in TOTALS:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from gateway.translate import anthropic_build as build
 from gateway.translate import responses_output as out
-from gateway.translate.errors import TranslationError
+from gateway.translate.errors import COMPACTION_UNSUPPORTED, TranslationError
 from gateway.translate.mapping import Target, Usage, anthropic_to_responses_status
 from gateway.translate.responses_output import (
     REDACTED_PREFIX,
@@ -111,8 +111,7 @@ def _add_item(item: dict[str, Any], context: _Context) -> None:
         raise TranslationError("item_reference is not supported: resend the full item", param="input")
     if kind == "compaction_trigger":
         # Codex's in-band remote compaction: only the Codex backend can produce the compaction item.
-        raise TranslationError("Remote compaction is only available for ChatGPT (Codex) models; Codex CLI compacts "
-                               "locally when its model provider is not named \"OpenAI\".", status=501, param="input")
+        raise TranslationError(COMPACTION_UNSUPPORTED, status=501, param="input")
     handler = _ITEM_HANDLERS.get(str(kind))
     if handler:  # hosted-tool calls and their outputs (web_search_call, ...) have no Claude form
         handler(item, context)
