@@ -3,7 +3,7 @@
 Every lookup is filtered by ``user=request.user``, so another teammate's key id
 is a 404, never a 403 that would confirm it exists. The raw key appears only in
 the response to the POST that created it (never stored, never cached).
-Usage pages read gateway records, so they live in gateway.report_views
+Usage pages read gateway records, so they live in gateway.usage.views
 (accounts must not import gateway).
 """
 from __future__ import annotations

@@ -13,7 +13,6 @@ import time
 from typing import Any, Awaitable
 
 from django.conf import settings
-from django.utils import timezone
 
 from accounts.models import ApiKey
 from gateway import catalog, daphne_compat, keycache, limits
@@ -22,11 +21,12 @@ from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
 )
 from gateway.model_list import anthropic_models, available_entries, openai_models
-from gateway.models import UsageRecord
 from gateway.relay import Job, relay
 from gateway.translate import model_suffix
 from gateway.translate.errors import COMPACTION_UNSUPPORTED, TranslationError
-from gateway.usage import record_usage
+from gateway.usage import metrics
+from gateway.usage.rows import Outcome, UsageRow
+from gateway.usage.writer import record_usage
 
 logger = logging.getLogger(__name__)
 
@@ -167,21 +167,12 @@ async def _authenticate(request: Request, send: Send) -> ApiKey | None:
     return api_key
 
 
-_in_flight = 0
-
-
-def in_flight() -> int:
-    """Generation requests being served right now in this process."""
-    return _in_flight
-
-
 async def _generate(request: Request, endpoint: str, receive: Receive, send: Send) -> None:
-    global _in_flight
-    _in_flight += 1
+    metrics.request_started()
     try:
         await _serve_generation(request, endpoint, receive, send)
     finally:
-        _in_flight -= 1
+        metrics.request_finished()
 
 
 async def _serve_generation(request: Request, endpoint: str, receive: Receive, send: Send) -> None:
@@ -193,8 +184,8 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     if api_key is None:
         return
     stream = bool(body.get("stream")) and endpoint not in ("count_tokens", "compact")
-    record = UsageRecord(
-        created_at=timezone.now(), api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
+    record = UsageRow(
+        api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
         endpoint=endpoint, requested_model=str(body.get("model") or "")[:100], stream=stream,
     )
     try:
@@ -244,7 +235,7 @@ async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, 
     return entry, thinking
 
 
-async def _reject(request: Request, send: Send, record: UsageRecord, exc: Exception, started: float) -> None:
+async def _reject(request: Request, send: Send, record: UsageRow, exc: Exception, started: float) -> None:
     """Answer a refused request in the client's format; it still leaves a usage record."""
     if isinstance(exc, limits.LimitExceeded):
         status, code = 429, "rate_limit_exceeded"
@@ -256,7 +247,7 @@ async def _reject(request: Request, send: Send, record: UsageRecord, exc: Except
         status, code = exc.status, exc.code
         await send_error(send, request.client_format, status, exc.message, code=code)
     record.status_code, record.error_type = status, code
-    record.outcome = UsageRecord.Outcome.REJECTED
+    record.outcome = Outcome.REJECTED
     record.duration_ms = int((time.monotonic() - started) * 1000)
     record_usage(record)
 

@@ -29,7 +29,6 @@ from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStre
 from gateway.formats.sse import KEEPALIVE, SSEParser
 from gateway.formats.stream_errors import stream_error
 from gateway.http import Request, Send, send_bytes, send_error, send_json, start_stream
-from gateway.models import UsageRecord
 from gateway.routes import Route, route_for
 from gateway.translate import model_suffix
 from gateway.translate.errors import TranslationError
@@ -41,7 +40,8 @@ from gateway.upstream.base import (
 )
 from gateway.upstream.client import session
 from gateway.upstream.registry import UPSTREAMS
-from gateway.usage import note_credential_use, record_usage
+from gateway.usage.rows import Outcome, UsageRow
+from gateway.usage.writer import note_credential_use, record_usage
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Job:
     api_key: ApiKey
     entry: Entry
     stream: bool
-    record: UsageRecord
+    record: UsageRow
     started: float
     thinking: str = ""  # a thinking level given in the model name, e.g. "high" from "gpt-5.5(high)"
 
@@ -96,11 +96,11 @@ async def relay(job: Job, send: Send) -> None:
         body = _upstream_body(job, route)
         opened, credential = await _open(job, upstream, body)
     except TranslationError as exc:
-        await _fail(job, send, Failure(exc.status, exc.message), outcome=UsageRecord.Outcome.REJECTED)
+        await _fail(job, send, Failure(exc.status, exc.message), outcome=Outcome.REJECTED)
         _finish_record(job, None)
         return
     except Failure as exc:
-        await _fail(job, send, exc, outcome=UsageRecord.Outcome.UPSTREAM_ERROR)
+        await _fail(job, send, exc, outcome=Outcome.UPSTREAM_ERROR)
         _finish_record(job, None)
         return
     job.record.credential_id = credential.pk
@@ -108,7 +108,7 @@ async def relay(job: Job, send: Send) -> None:
     try:
         await _deliver(job, send, route, opened, meter)
     except asyncio.CancelledError:
-        job.record.outcome = UsageRecord.Outcome.CLIENT_CANCELLED
+        job.record.outcome = Outcome.CLIENT_CANCELLED
         raise
     finally:
         opened.response.close()
@@ -322,7 +322,7 @@ async def _aggregate(job: Job, send: Send, route: Route, opened: Opened, meter: 
     try:
         result = aggregator.result()
     except UpstreamStreamError as exc:
-        await _fail(job, send, Failure(exc.status, exc.message, error_type=exc.code), outcome=UsageRecord.Outcome.UPSTREAM_ERROR)
+        await _fail(job, send, Failure(exc.status, exc.message, error_type=exc.code), outcome=Outcome.UPSTREAM_ERROR)
         return
     obj = result if route.response is None else route.response(result, job.body, job.entry.name)
     job.record.status_code = 200
@@ -357,7 +357,7 @@ async def _relay_stream(job: Job, send: Send, route: Route, opened: Opened, mete
     finally:
         keepalive.cancel()
     if meter.error_type:
-        job.record.outcome = UsageRecord.Outcome.UPSTREAM_ERROR
+        job.record.outcome = Outcome.UPSTREAM_ERROR
         job.record.error_type = meter.error_type[:64]
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 

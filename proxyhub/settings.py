@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "credentials",
     "accounts",
     "gateway",
+    "gateway.usage",
     "proxyhub",
 ]
 

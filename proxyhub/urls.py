@@ -5,19 +5,19 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from gateway import metrics, report_views
+from gateway.usage import views as usage_views
 
 
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-# Usage pages (gateway.report_views): a teammate's own, and the staff report behind admin_view.
+# Usage pages (gateway.usage.views): a teammate's own, and the staff report behind admin_view.
 usage_patterns = ([
-    path("me/usage/", report_views.my_usage, name="mine"),
-    path("me/usage/csv/", report_views.my_usage_csv, name="mine_csv"),
-    path("admin/usage/", admin.site.admin_view(report_views.admin_usage), name="admin"),
-    path("admin/usage/csv/", admin.site.admin_view(report_views.admin_usage_csv), name="admin_csv"),
+    path("me/usage/", usage_views.my_usage, name="mine"),
+    path("me/usage/csv/", usage_views.my_usage_csv, name="mine_csv"),
+    path("admin/usage/", admin.site.admin_view(usage_views.admin_usage), name="admin"),
+    path("admin/usage/csv/", admin.site.admin_view(usage_views.admin_usage_csv), name="admin_csv"),
 ], "usage")
 
 # The credentials and usage tables are wide; the app list is one click away on the index.
@@ -34,5 +34,5 @@ urlpatterns = [
     path("healthz", health, name="health"),
     # Claude Code probes ANTHROPIC_BASE_URL + /api/hello (HEAD) to warm its connection.
     path("api/hello", health, name="hello"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("metrics", usage_views.metrics_view, name="metrics"),
 ]

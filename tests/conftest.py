@@ -132,8 +132,8 @@ def gateway(gateway_url: str, fake: FakeUpstreams, catalog_seeded: None) -> Iter
 
 def _drain_usage() -> None:
     """Wait until the server finished every request of the test and wrote its usage."""
-    from gateway import usage
-    from gateway.app import in_flight
+    from gateway.usage import writer as usage
+    from gateway.usage.metrics import in_flight
 
     deadline = time.monotonic() + 15
     while in_flight() or not usage.idle():

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from gateway import reports
+from gateway.usage import reports
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from credentials.models import Model
-from gateway import reports
+from gateway.usage import reports
 from gateway.models import UsageRecord
 
 pytestmark = pytest.mark.django_db

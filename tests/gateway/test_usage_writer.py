@@ -9,8 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from gateway import usage
+from gateway.usage import writer as usage
 from gateway.models import UsageRecord
+from gateway.usage.rows import UsageRow
 
 
 async def _closing_connections(scenario):
@@ -22,10 +23,8 @@ async def _closing_connections(scenario):
         await sync_to_async(connections.close_all)()
 
 
-def _record(endpoint: str) -> UsageRecord:
-    from django.utils import timezone
-
-    return UsageRecord(created_at=timezone.now(), endpoint=endpoint, provider="codex")
+def _record(endpoint: str) -> UsageRow:
+    return UsageRow(endpoint=endpoint, provider="codex")
 
 
 @pytest.mark.django_db(transaction=True)

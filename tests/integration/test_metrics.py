@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from gateway import metrics
+from gateway.usage import metrics
 from tests.conftest import wait_for_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,17 +8,13 @@ token; without, to loopback clients only.
 """
 from __future__ import annotations
 
-import hmac
 from collections import Counter
 from typing import Any, Iterable
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
 from credentials.health import pool_health
-from gateway.models import UsageRecord
+from gateway.usage.rows import UsageRow
 
 TOKEN_FIELDS = {"input": "input_tokens", "output": "output_tokens", "cache_read": "cache_read_tokens",
                 "cache_write": "cache_write_tokens"}
@@ -29,7 +25,7 @@ _seconds: Counter[tuple[str, str]] = Counter()  # provider, "duration" | "ttfb" 
 _timed: Counter[tuple[str, str]] = Counter()  # provider, "duration" | "ttfb" -> observations
 
 
-def observe(record: UsageRecord) -> None:
+def observe(record: UsageRow) -> None:
     """Count one finished request."""
     provider = record.provider or "none"
     _requests[provider, record.endpoint, record.outcome, str(record.status_code)] += 1
@@ -42,6 +38,24 @@ def observe(record: UsageRecord) -> None:
     if record.ttfb_ms is not None:
         _seconds[provider, "ttfb"] += record.ttfb_ms / 1000
         _timed[provider, "ttfb"] += 1
+
+
+_in_flight = 0
+
+
+def request_started() -> None:
+    global _in_flight
+    _in_flight += 1
+
+
+def request_finished() -> None:
+    global _in_flight
+    _in_flight -= 1
+
+
+def in_flight() -> int:
+    """Generation requests being served right now in this process."""
+    return _in_flight
 
 
 def reset() -> None:
@@ -73,24 +87,6 @@ def render(in_flight: int, usage_pending: int) -> str:
             states.append((_labels(provider=row.provider, state=state), getattr(row, state)))
     _family(out, "proxyhub_credentials", "gauge", "OAuth accounts by provider and state.", states)
     return "\n".join(out) + "\n"
-
-
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    # Imported here: gateway.app imports this module (through gateway.usage).
-    from gateway.app import in_flight
-    from gateway.usage import pending_count
-
-    token = settings.PROXYHUB_METRICS_TOKEN
-    if token:
-        sent = request.headers.get("authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            return HttpResponse("Send PROXYHUB_METRICS_TOKEN as a bearer token.\n", status=401,
-                                content_type="text/plain", headers={"www-authenticate": "Bearer"})
-    elif request.META.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
-        return HttpResponse("Metrics are served to loopback clients only; set PROXYHUB_METRICS_TOKEN to "
-                            "scrape from elsewhere.\n", status=403, content_type="text/plain")
-    return HttpResponse(render(in_flight(), pending_count()), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str, samples: Iterable[tuple[str, Any]]) -> None:

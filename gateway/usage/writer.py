@@ -14,19 +14,20 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import close_old_connections
 
 from accounts.services import touch_last_used
 from credentials.services import note_success
-from gateway import metrics
-from gateway.models import UsageRecord
+from gateway.usage import metrics
+from gateway.usage.rows import UsageRow
+from gateway.usage.store import write_rows
 
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
 MAX_RETRY_SECONDS = 5.0
 
-_pending: list[UsageRecord] = []
+_pending: list[UsageRow] = []
 _credential_notes: dict[int, dict[str, Any]] = {}
 _flush_task: asyncio.Task[None] | None = None
 
@@ -36,7 +37,7 @@ def note_credential_use(credential_id: int, windows: dict[str, Any]) -> None:
     _credential_notes[credential_id] = windows or _credential_notes.get(credential_id) or {}
 
 
-def record_usage(record: UsageRecord) -> None:
+def record_usage(record: UsageRow) -> None:
     """Queue one record; it reaches the database within FLUSH_SECONDS."""
     global _flush_task
     metrics.observe(record)
@@ -106,20 +107,8 @@ def _write_credential_notes() -> None:
             logger.exception("could not note the use of credential %s", credential_id)
 
 
-def _insert(batch: list[UsageRecord]) -> None:
-    try:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(batch)
-    except IntegrityError:
-        # A key, user or credential was deleted while its request ran: keep the
-        # record, without the link that no longer exists.
-        for record in batch:
-            try:
-                with transaction.atomic():
-                    record.save(force_insert=True)
-            except IntegrityError:
-                record.api_key_id = record.user_id = record.credential_id = None
-                record.save(force_insert=True)
+def _insert(batch: list[UsageRow]) -> None:
+    write_rows(batch)
 
 
 def pending_count() -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from gateway.reports import GROUPS, usage_totals
+from gateway.usage.reports import GROUPS, usage_totals
 
 
 class Command(BaseCommand):

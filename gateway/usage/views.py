@@ -1,12 +1,15 @@
 """Usage pages: a teammate's own usage (/me/usage/) and the staff report (/admin/usage/), each with CSV.
 
-Thin views over gateway.reports. They live in gateway, not accounts, because
+Thin views over gateway.usage.reports. They live in gateway, not accounts, because
 they read UsageRecord and accounts must not import gateway (STYLE.md §2);
 proxyhub/urls.py mounts them under the ``usage`` namespace, the staff pages
 wrapped in admin_site.admin_view.
 """
 from __future__ import annotations
 
+import hmac
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -16,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
 from accounts.models import ApiKey
-from gateway import reports
+from gateway.usage import metrics, reports, writer
 
 SELF_PERIOD = "30d"
 
@@ -90,3 +93,17 @@ def _csv_response(text: str, filename: str) -> HttpResponse:
     response = HttpResponse(text, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    token = settings.PROXYHUB_METRICS_TOKEN
+    if token:
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return HttpResponse("Send PROXYHUB_METRICS_TOKEN as a bearer token.\n", status=401,
+                                content_type="text/plain", headers={"www-authenticate": "Bearer"})
+    elif request.META.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
+        return HttpResponse("Metrics are served to loopback clients only; set PROXYHUB_METRICS_TOKEN to "
+                            "scrape from elsewhere.\n", status=403, content_type="text/plain")
+    return HttpResponse(metrics.render(metrics.in_flight(), writer.pending_count()), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,106 @@
+"""One row per /v1 request (who, which model and credential, tokens and timing), and their rollups.
+
+The models belong to the gateway app (``app_label``); they live here, beside
+the writer that inserts them and the reports that read them.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class UsageRecord(models.Model):
+    class Outcome(models.TextChoices):
+        OK = "ok", "OK"
+        UPSTREAM_ERROR = "upstream_error", "Upstream error"
+        CLIENT_CANCELLED = "client_cancelled", "Client cancelled"
+        REJECTED = "rejected", "Rejected by the gateway"
+
+    created_at = models.DateTimeField(db_index=True)
+    # Made by the gateway for each row and unique, so a journal replayed twice inserts each row once.
+    uid = models.CharField(max_length=32, null=True, blank=True, unique=True, editable=False)
+    request_id = models.CharField(max_length=100, blank=True, db_index=True,
+                                  help_text="The x-request-id: the client's own when it sent one.")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    key_prefix = models.CharField(max_length=16, blank=True)
+    credential = models.ForeignKey("credentials.Credential", null=True, blank=True, on_delete=models.SET_NULL)
+    provider = models.CharField(max_length=16, blank=True)
+    endpoint = models.CharField(max_length=64)
+    requested_model = models.CharField(max_length=100, blank=True)
+    upstream_model = models.CharField(max_length=100, blank=True)
+    stream = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(default=0)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.OK)
+    error_type = models.CharField(max_length=64, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0, help_text="Uncached input tokens.")
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0, help_text="All output, reasoning included.")
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    duration_ms = models.PositiveIntegerField(default=0)
+    ttfb_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the first byte sent to the client.")
+
+    class Meta:
+        app_label = "gateway"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["api_key", "created_at"]),
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["requested_model", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.endpoint} {self.requested_model} {self.status_code}"
+
+
+class UsageRollup(models.Model):
+    """Sums of usage records per hour or per UTC day, key, model, credential and outcome.
+
+    The writer adds every inserted record to its hour and its day in the same
+    transaction, so reports read these instead of scanning records, and
+    pruning old records (PROXYHUB_USAGE_RETENTION_DAYS) never changes a report.
+    Ids are plain integers (0 for none), not foreign keys: a rollup outlives
+    the key, user or credential it counts.
+    """
+
+    class Span(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    span = models.CharField(max_length=4, choices=Span.choices)
+    bucket = models.DateTimeField(help_text="Start of the hour or UTC day.")
+    api_key_id = models.BigIntegerField(default=0)
+    user_id = models.BigIntegerField(default=0)
+    key_prefix = models.CharField(max_length=16, blank=True)
+    provider = models.CharField(max_length=16, blank=True)
+    model = models.CharField(max_length=100, blank=True, help_text="The requested model without a (level) suffix.")
+    credential_id = models.BigIntegerField(default=0)
+    outcome = models.CharField(max_length=20)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0, help_text="Summed.")
+    ttfb_ms = models.BigIntegerField(default=0, help_text="Summed over the requests that sent a byte.")
+    ttfb_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        app_label = "gateway"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["span", "bucket", "api_key_id", "user_id", "key_prefix", "provider", "model",
+                        "credential_id", "outcome"],
+                name="usage_rollup_identity"),
+        ]
+        indexes = [
+            models.Index(fields=["span", "bucket"]),
+            models.Index(fields=["span", "user_id", "bucket"]),
+            models.Index(fields=["span", "api_key_id", "bucket"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.span} {self.bucket:%Y-%m-%d %H:%M} {self.key_prefix} {self.model} {self.requests}"
