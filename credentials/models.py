@@ -43,7 +43,10 @@ class Credential(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
-    windows = models.JSONField(default=dict, blank=True, help_text="Subscription window state from rate-limit headers.")
+    windows = models.JSONField(default=dict, blank=True,
+                               help_text="Subscription windows from rate-limit headers and the usage endpoints.")
+    windows_polled_at = models.DateTimeField(null=True, blank=True,
+                                             help_text="Last usage-endpoint poll claimed by any process.")
     proxy_url = models.CharField(
         max_length=300, blank=True,
         help_text="Optional outbound proxy for this account's traffic and token refreshes: "

@@ -132,6 +132,10 @@ PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL = env("PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL",
                                          default="https://api.anthropic.com/v1/oauth/token")
 PROXYHUB_CODEX_BASE_URL = env("PROXYHUB_CODEX_BASE_URL", default="https://chatgpt.com/backend-api/codex")
 PROXYHUB_CODEX_TOKEN_URL = env("PROXYHUB_CODEX_TOKEN_URL", default="https://auth.openai.com/oauth/token")
+# Subscription usage (window state of idle accounts), polled off the request path every interval; 0 disables.
+PROXYHUB_CLAUDE_USAGE_URL = env("PROXYHUB_CLAUDE_USAGE_URL", default="https://api.anthropic.com/api/oauth/usage")
+PROXYHUB_CODEX_USAGE_URL = env("PROXYHUB_CODEX_USAGE_URL", default="https://chatgpt.com/backend-api/wham/usage")
+PROXYHUB_WINDOW_POLL_SECONDS = env.float("PROXYHUB_WINDOW_POLL_SECONDS", default=300.0)
 
 # Claude Code fingerprint sent upstream (PROTOCOLS.md §4.6); settings because they drift.
 PROXYHUB_CLAUDE_BETAS = env.list(
@@ -160,9 +164,12 @@ PROXYHUB_REFRESH_MARGIN = env.int("PROXYHUB_REFRESH_MARGIN", default=300)
 # A background task refreshes tokens expiring within the margin, every interval.
 PROXYHUB_BACKGROUND_REFRESH = env.bool("PROXYHUB_BACKGROUND_REFRESH", default=True)
 PROXYHUB_REFRESH_INTERVAL = env.float("PROXYHUB_REFRESH_INTERVAL", default=60.0)
-# Credential choice: round-robin, priority (fill-first) or sticky (one account per conversation).
+# Credential choice: round-robin, priority (fill-first), sticky (one account per conversation) or headroom
+# (the account with the most room left in its fullest window).
 PROXYHUB_POOL_STRATEGY = env("PROXYHUB_POOL_STRATEGY", default="round-robin")
 PROXYHUB_POOL_PREFER_SOONEST_RESET = env.bool("PROXYHUB_POOL_PREFER_SOONEST_RESET", default=False)
+# Accounts past this percent of any window are used only when no other account is ready.
+PROXYHUB_POOL_MAX_UTILIZATION = env.float("PROXYHUB_POOL_MAX_UTILIZATION", default=95.0)
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
 # Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
 PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
