@@ -49,6 +49,9 @@ def fake() -> Iterator[FakeUpstreams]:
         PROXYHUB_CODEX_TOKEN_URL=upstreams.codex_token_url,
         PROXYHUB_KEEPALIVE_SECONDS=1.0,
         PROXYHUB_BACKGROUND_REFRESH=False,  # tests drive refreshes themselves
+        PROXYHUB_CLAUDE_USAGE_URL=upstreams.claude_usage_url,
+        PROXYHUB_CODEX_USAGE_URL=upstreams.codex_usage_url,
+        PROXYHUB_WINDOW_POLL_SECONDS=0,  # tests that poll start servers with a poll period
     )
     urls.enable()
     yield upstreams

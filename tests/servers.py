@@ -27,6 +27,8 @@ def server_env(fake: object, database_url: str, **extra: str) -> dict[str, str]:
             "PROXYHUB_CLAUDE_BASE_URL": fake.claude_base_url, "PROXYHUB_CLAUDE_TOKEN_URL": fake.claude_token_url,
             "PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL": "",
             "PROXYHUB_CODEX_BASE_URL": fake.codex_base_url, "PROXYHUB_CODEX_TOKEN_URL": fake.codex_token_url,
+            "PROXYHUB_CLAUDE_USAGE_URL": fake.claude_usage_url, "PROXYHUB_CODEX_USAGE_URL": fake.codex_usage_url,
+            "PROXYHUB_WINDOW_POLL_SECONDS": "0",  # off unless a test asks: polls would move the fakes' counters
             "DJANGO_SETTINGS_MODULE": "proxyhub.settings", **extra}
 
 

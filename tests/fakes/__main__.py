@@ -28,6 +28,8 @@ def main() -> None:
     print(f"export PROXYHUB_CLAUDE_TOKEN_URL={fake.claude_token_url}")
     print(f"export PROXYHUB_CODEX_BASE_URL={fake.codex_base_url}")
     print(f"export PROXYHUB_CODEX_TOKEN_URL={fake.codex_token_url}")
+    print(f"export PROXYHUB_CLAUDE_USAGE_URL={fake.claude_usage_url}")
+    print(f"export PROXYHUB_CODEX_USAGE_URL={fake.codex_usage_url}")
     print("# token files: claude-fake.json codex-fake-auth.json", flush=True)
     try:
         while True:

@@ -5,6 +5,7 @@ Routes (the query string, e.g. ``?beta=true``, is ignored as upstream does):
     POST /v1/messages/count_tokens  {"input_tokens": N}
     GET  /v1/models                 the Anthropic list shape
     GET  /api/oauth/profile         the token's account, organisation and plan (§4.4)
+    GET  /api/oauth/usage           the account's subscription windows (§4.8), recorded as "claude_usage"
 
 Order of checks, as upstream: auth headers, then the token, then the body,
 then any scripted fault for this token.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +28,7 @@ from .serving import Incoming, SseStream, json_response, receive
 from .tokens import stable_uuid
 
 PROVIDER = "claude"
+USAGE = "claude_usage"  # the usage endpoint's recorder and fault name
 EXPIRED_MESSAGE = "OAuth token has expired. Please obtain a new token or refresh your existing token."
 RATE_LIMITED_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
 STATUS_ERROR_TYPES = {
@@ -43,7 +46,6 @@ MODELS = (
     ("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z"),
 )
 STREAM_CUT_AFTER = 4  # message_start, content_block_start, ping, one delta
-FIVE_HOURS, SEVEN_DAYS = 5 * 3600, 7 * 86400
 
 
 def build_app() -> web.Application:
@@ -52,6 +54,7 @@ def build_app() -> web.Application:
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/api/oauth/profile", profile)
+    app.router.add_get("/api/oauth/usage", usage)
     return app
 
 
@@ -72,20 +75,21 @@ def _reject(incoming: Incoming, rejection: rules.Rejection, headers: dict[str, s
 
 
 def _ok_headers(incoming: Incoming) -> dict[str, str]:
-    """Subscription rate-limit headers that OAuth responses carry on success (§4.7)."""
-    quota = incoming.world.quota(PROVIDER)
-    now = int(time.time())
+    """Subscription rate-limit headers that OAuth responses carry on success (§4.7), for the caller's account."""
+    grant = incoming.world.tokens.valid_access(rules.bearer_token(incoming.request.headers))
+    quota = incoming.world.quota(PROVIDER, grant.identity.account_id if grant else None)
+    five_reset, week_reset = quota.resets(time.time())
     return {
         "request-id": wire.new_id("req_011C"),
         "anthropic-ratelimit-unified-status": "allowed",
         "anthropic-ratelimit-unified-representative-claim": "five_hour",
         "anthropic-ratelimit-unified-5h-status": "allowed",
         "anthropic-ratelimit-unified-5h-utilization": f"{quota.five_hour:.2f}",
-        "anthropic-ratelimit-unified-5h-reset": str(now + FIVE_HOURS),
+        "anthropic-ratelimit-unified-5h-reset": str(five_reset),
         "anthropic-ratelimit-unified-7d-status": "allowed",
         "anthropic-ratelimit-unified-7d-utilization": f"{quota.seven_day:.2f}",
-        "anthropic-ratelimit-unified-7d-reset": str(now + SEVEN_DAYS),
-        "anthropic-ratelimit-unified-reset": str(now + FIVE_HOURS),
+        "anthropic-ratelimit-unified-7d-reset": str(week_reset),
+        "anthropic-ratelimit-unified-reset": str(five_reset),
     }
 
 
@@ -164,6 +168,62 @@ async def profile(request: web.Request) -> web.StreamResponse:
         },
     }
     return json_response(incoming, 200, body, {"request-id": wire.new_id("req_011C")})
+
+
+async def usage(request: web.Request) -> web.StreamResponse:
+    """The account's windows as ``GET /api/oauth/usage`` shows them (§4.8): percents, ISO reset times.
+
+    Auth as upstream: an OAuth bearer token with the oauth beta (no
+    ``anthropic-version`` needed), live, of a Claude account.  Faults are
+    scripted under "claude_usage", so a poll never eats a fault meant for a message.
+    """
+    incoming = await receive(request, USAGE)
+    token = rules.bearer_token(request.headers)
+    if not rules.is_oauth_token(token):
+        return _error(incoming, 401, "authentication_error", "Invalid bearer token")
+    if rules.OAUTH_BETA not in rules.beta_flags(request.headers):
+        return _error(incoming, 401, "authentication_error", rules.OAUTH_NOT_SUPPORTED)
+    grant = incoming.world.tokens.valid_access(token)
+    if grant is None or grant.identity.provider != PROVIDER:
+        return _error(incoming, 401, "authentication_error", EXPIRED_MESSAGE)
+    fault = incoming.world.faults.take(USAGE, token)
+    if fault is not None:
+        incoming.world.recorder.count(f"{USAGE}.fault.{fault.kind}")
+        refused = await _usage_refusal(incoming, fault)
+        if refused is not None:
+            return refused
+    quota = incoming.world.quota(PROVIDER, grant.identity.account_id)
+    five_reset, week_reset = quota.resets(time.time())
+    week = {"utilization": round(quota.seven_day * 100, 1), "resets_at": _iso(week_reset)}
+    body: dict[str, Any] = {
+        "five_hour": {"utilization": round(quota.five_hour * 100, 1), "resets_at": _iso(five_reset)},
+        "seven_day": week,
+        "seven_day_opus": None,  # upstream sends null for a window the account has not started
+    }
+    limits = [
+        {"kind": "session", "percent": body["five_hour"]["utilization"], "severity": "normal", "resets_at": five_reset},
+        {"kind": "weekly_all", "percent": week["utilization"], "severity": "normal", "resets_at": week_reset},
+    ]
+    for model, used in quota.scoped:
+        body[f"seven_day_{model}"] = {"utilization": round(used * 100, 1), "resets_at": _iso(week_reset)}
+        limits.append({"kind": "weekly_scoped", "percent": round(used * 100, 1), "severity": "normal",
+                       "resets_at": week_reset, "scope": {"model": {"display_name": model.capitalize()}}})
+    body["limits"] = limits
+    return json_response(incoming, 200, body, {"request-id": wire.new_id("req_011C")})
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat()
+
+
+async def _usage_refusal(incoming: Incoming, fault: Fault) -> web.StreamResponse | None:
+    if fault.kind == "slow":
+        await asyncio.sleep(float(fault.opts.get("delay", 0.2)))
+        return None
+    if fault.kind == "not_json":
+        incoming.record_status(200)
+        return web.Response(status=200, text="<html>Just a moment...</html>", content_type="text/html")
+    return _refusal_for(incoming, fault)
 
 
 # --- faults ------------------------------------------------------------------

@@ -5,7 +5,8 @@ Routes: ``POST /backend-api/codex/responses`` (the gateway's base URL is
 /backend-api/codex/responses/compact`` (remote compaction), which answers JSON.  Checks, in order: header
 shape, a live token whose account matches ``ChatGPT-Account-ID``, the body,
 then any scripted fault.  Every answer, success or 429, carries the
-``x-codex-*`` usage headers.
+``x-codex-*`` usage headers.  ``GET /backend-api/wham/usage`` answers the
+account's windows (§5.10), recorded and scripted as "codex_usage".
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from . import codex_rules as rules
 from . import codex_wire as wire
 from .faults import Fault
 from .replies import Reply, codex_reply, codex_usage, request_seed, stable_id
-from .serving import Incoming, SseStream, json_response, receive
+from .serving import Incoming, Quota, SseStream, json_response, receive
 from .signing import issue_compaction
 from .tokens import AccessGrant
 
 PROVIDER = "codex"
+USAGE = "codex_usage"  # the usage endpoint's recorder and fault name
 TOKEN_EXPIRED = {
     "error": {
         "message": "Provided authentication token is expired. Please try signing in again.",
@@ -52,25 +54,65 @@ def build_app() -> web.Application:
     app = web.Application()
     app.router.add_post("/backend-api/codex/responses", responses)
     app.router.add_post("/backend-api/codex/responses/compact", compact)
+    app.router.add_get("/backend-api/wham/usage", usage)
     return app
 
 
 def _usage_headers(incoming: Incoming, plan: str, *, exhausted: bool = False) -> dict[str, str]:
-    quota = incoming.world.quota(PROVIDER)
+    """The caller's account's windows as ``x-codex-*`` headers (a weekly-only plan has no secondary)."""
+    quota = incoming.world.quota(PROVIDER, rules.account_id(incoming.request.headers))
     now = int(time.time())
-    primary = 100.0 if exhausted else quota.five_hour * 100
-    return {
-        "x-request-id": "req_" + secrets.token_hex(12),
-        "x-codex-primary-used-percent": f"{primary:g}",
-        "x-codex-primary-window-minutes": str(PRIMARY_WINDOW),
-        "x-codex-primary-reset-after-seconds": "3600",
-        "x-codex-primary-reset-at": str(now + 3600),
-        "x-codex-secondary-used-percent": f"{quota.seven_day * 100:g}",
-        "x-codex-secondary-window-minutes": str(SECONDARY_WINDOW),
-        "x-codex-secondary-reset-after-seconds": "86400",
-        "x-codex-secondary-reset-at": str(now + 86400),
-        "x-codex-plan-type": plan,
-    }
+    windows = _windows(quota, now)
+    headers = {"x-request-id": "req_" + secrets.token_hex(12), "x-codex-plan-type": plan}
+    for name, (used, minutes, reset) in zip(("primary", "secondary"), windows):
+        used = 100.0 if exhausted and name == "primary" else used
+        headers |= {
+            f"x-codex-{name}-used-percent": f"{used:g}",
+            f"x-codex-{name}-window-minutes": str(minutes),
+            f"x-codex-{name}-reset-after-seconds": str(reset - now),
+            f"x-codex-{name}-reset-at": str(reset),
+        }
+    return headers
+
+
+def _windows(quota: Quota, now: float) -> list[tuple[float, int, int]]:
+    """(used percent, window minutes, reset unix) of the primary and, if any, the secondary window."""
+    five_reset, week_reset = quota.resets(now)
+    weekly = (round(quota.seven_day * 100, 1), SECONDARY_WINDOW, week_reset)
+    if quota.weekly_only:
+        return [weekly]
+    return [(round(quota.five_hour * 100, 1), PRIMARY_WINDOW, five_reset), weekly]
+
+
+async def usage(request: web.Request) -> web.StreamResponse:
+    """``GET /backend-api/wham/usage``: plan and windows of the token's account (§5.10).
+
+    Auth as the backend's: a bearer token and ``ChatGPT-Account-Id``, live and of that account.
+    """
+    incoming = await receive(request, USAGE)
+    grant = _authenticate(incoming)
+    if isinstance(grant, web.Response):
+        return grant
+    fault = incoming.world.faults.take(USAGE, rules.bearer_token(request.headers))
+    if fault is not None:
+        incoming.world.recorder.count(f"{USAGE}.fault.{fault.kind}")
+        if fault.kind == "slow":
+            await asyncio.sleep(float(fault.opts.get("delay", 0.2)))
+        elif fault.kind == "not_json":
+            incoming.record_status(200)
+            return web.Response(status=200, text="<html>Just a moment...</html>", content_type="text/html")
+        elif (refused := _refusal_for(incoming, fault, grant.identity.plan)) is not None:
+            return refused
+    now = int(time.time())
+    rate_limit: dict[str, Any] = {"allowed": True, "limit_reached": False}
+    windows = _windows(incoming.world.quota(PROVIDER, grant.identity.account_id), now)
+    for slot, (used, minutes, reset) in zip(("primary_window", "secondary_window"), windows):
+        rate_limit[slot] = {"used_percent": used, "limit_window_seconds": minutes * 60,
+                            "reset_after_seconds": reset - now, "reset_at": reset}
+    rate_limit.setdefault("secondary_window", None)
+    body = {"plan_type": grant.identity.plan, "rate_limit": rate_limit, "credits": None,
+            "rate_limit_reset_credits": {"available_count": 0}}
+    return json_response(incoming, 200, body)
 
 
 def _authenticate(incoming: Incoming) -> AccessGrant | web.Response:

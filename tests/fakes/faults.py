@@ -41,6 +41,9 @@ KINDS: dict[str, frozenset[str]] = {
             "http_error",
         }
     ),
+    # The subscription-usage endpoints (GET /api/oauth/usage, GET /backend-api/wham/usage).
+    "claude_usage": frozenset({"expired", "rate_limited", "server_error", "http_error", "slow", "not_json"}),
+    "codex_usage": frozenset({"expired", "rate_limited", "server_error", "http_error", "slow", "not_json"}),
     "claude_token": frozenset({"token_error", "token_slow"}),
     "codex_token": frozenset({"token_error", "token_slow"}),
 }

@@ -9,8 +9,9 @@ client went away.  Thread-safe; readers get copies.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -29,6 +30,7 @@ class Recorded:
     json: Any  # parsed JSON body, or None (form bodies, bad JSON, no body)
     form: dict[str, str] | None  # parsed form body for urlencoded requests
     status: int | None = None  # response status, once decided
+    received_at: float = field(default_factory=time.time)  # unix seconds, to check spacing between calls
 
     def __repr__(self) -> str:
         # pytest prints reprs on assertion failures: keep credentials out.

@@ -147,6 +147,16 @@ class FakeUpstreams:
     def codex_token_url(self) -> str:
         return self._root("codex_token") + "/oauth/token"
 
+    @property
+    def claude_usage_url(self) -> str:
+        """Claude's subscription-usage endpoint (PROTOCOLS.md §4.8)."""
+        return self._root("claude") + "/api/oauth/usage"
+
+    @property
+    def codex_usage_url(self) -> str:
+        """ChatGPT's subscription-usage endpoint (PROTOCOLS.md §5.10); not under the Codex base URL."""
+        return self._root("codex") + "/backend-api/wham/usage"
+
     # --- tokens ----------------------------------------------------------
 
     def issue_claude_tokens(
@@ -224,10 +234,33 @@ class FakeUpstreams:
         with self._world.quota_lock:
             self._world.quotas[provider] = Quota(five_hour, seven_day)
 
+    def set_account_utilization(
+        self,
+        provider: str,
+        account_id: str,
+        five_hour: float,
+        seven_day: float,
+        *,
+        scoped: dict[str, float] | None = None,
+        weekly_only: bool = False,
+        five_hour_reset: float | None = None,
+        seven_day_reset: float | None = None,
+    ) -> None:
+        """One account's usage (0..1), in its headers and on the usage endpoints.
+
+        ``scoped``: Claude's model-scoped weekly windows, e.g. ``{"sonnet": 0.56}``.
+        ``weekly_only``: a ChatGPT plan whose only window is a weekly primary one.
+        Resets are unix seconds (default: the next whole hour, and six days on).
+        """
+        quota = Quota(five_hour, seven_day, tuple((scoped or {}).items()), weekly_only, five_hour_reset,
+                      seven_day_reset)
+        with self._world.quota_lock:
+            self._world.account_quotas[(provider, account_id)] = quota
+
     # --- inspection --------------------------------------------------------
 
     def requests(self, provider: str) -> list[Recorded]:
-        """Requests received by "claude", "codex", "claude_token" or "codex_token"."""
+        """Requests received by "claude", "codex", "claude_token", "codex_token", "claude_usage" or "codex_usage"."""
         return self._world.recorder.requests(provider)
 
     def token_requests(self, provider: str) -> list[Recorded]:
@@ -263,6 +296,7 @@ class FakeUpstreams:
         self._world.recorder.reset()
         with self._world.quota_lock:
             self._world.quotas = {"claude": Quota(), "codex": Quota()}
+            self._world.account_quotas = {}
 
 
 def _claude_identity(email: str, expires_in: int, plan: str = "max") -> Identity:

@@ -25,12 +25,28 @@ from .recording import Recorded, Recorder
 from .tokens import TokenRegistry
 
 
-@dataclass
+@dataclass(frozen=True)
 class Quota:
-    """Utilization (0..1) the fakes report in their rate-limit headers."""
+    """Utilization (0..1) the fakes report in their rate-limit headers and usage endpoints.
+
+    ``scoped`` holds Claude's model-scoped weekly windows (``{"sonnet": 0.56}``);
+    ``weekly_only`` makes a ChatGPT plan whose only window is a weekly primary one
+    (PROTOCOLS.md §5.10).  Reset times are absolute unix seconds, so every
+    answer about one window agrees; None picks the next whole hour (5-hour
+    window) or day (weekly).
+    """
 
     five_hour: float = 0.12
     seven_day: float = 0.05
+    scoped: tuple[tuple[str, float], ...] = ()
+    weekly_only: bool = False
+    five_hour_reset: float | None = None
+    seven_day_reset: float | None = None
+
+    def resets(self, now: float) -> tuple[int, int]:
+        five = self.five_hour_reset or (now // 3600 + 1) * 3600
+        week = self.seven_day_reset or (now // 86400 + 1) * 86400 + 5 * 86400
+        return int(five), int(week)
 
 
 @dataclass
@@ -39,12 +55,13 @@ class World:
     faults: FaultBook = field(default_factory=FaultBook)
     recorder: Recorder = field(default_factory=Recorder)
     quotas: dict[str, Quota] = field(default_factory=lambda: {"claude": Quota(), "codex": Quota()})
+    account_quotas: dict[tuple[str, str], Quota] = field(default_factory=dict)  # (provider, account id)
     quota_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def quota(self, provider: str) -> Quota:
+    def quota(self, provider: str, account_id: str | None = None) -> Quota:
+        """The account's own quota if a test set one, else the provider's."""
         with self.quota_lock:
-            q = self.quotas[provider]
-            return Quota(q.five_hour, q.seven_day)
+            return self.account_quotas.get((provider, account_id or ""), self.quotas[provider])
 
 
 WORLD = web.AppKey("world", World)

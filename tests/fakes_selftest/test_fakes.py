@@ -771,3 +771,85 @@ def test_rule_functions_work_on_plain_dicts() -> None:
         400,
         {"detail": "Missing ChatGPT-Account-ID header"},
     )
+
+
+# --- subscription usage endpoints (PROTOCOLS.md §4.8, §5.10) ----------------------
+
+
+def test_claude_usage_reports_the_accounts_own_windows(fakes: FakeUpstreams, http: httpx.Client) -> None:
+    tokens = fakes.issue_claude_tokens(email="busy@example.com")
+    other = fakes.issue_claude_tokens(email="idle@example.com")["access_token"]
+    fakes.set_account_utilization("claude", tokens["account"]["uuid"], 0.97, 0.40, scoped={"sonnet": 0.56},
+                                  five_hour_reset=1_900_000_000)
+    headers = {"authorization": f"Bearer {tokens['access_token']}", "anthropic-beta": "oauth-2025-04-20"}
+    busy = http.get(fakes.claude_usage_url, headers=headers)
+    assert busy.status_code == 200, busy.text
+    body = busy.json()
+    assert body["five_hour"] == {"utilization": 97.0, "resets_at": "2030-03-17T17:46:40+00:00"}
+    assert body["seven_day"]["utilization"] == 40.0 and body["seven_day_sonnet"]["utilization"] == 56.0
+    assert body["seven_day_opus"] is None
+    scoped = [item for item in body["limits"] if item["kind"] == "weekly_scoped"]
+    assert scoped[0]["scope"]["model"]["display_name"] == "Sonnet" and scoped[0]["percent"] == 56.0
+    idle = http.get(fakes.claude_usage_url, headers={**headers, "authorization": f"Bearer {other}"}).json()
+    assert idle["five_hour"]["utilization"] == 12.0 and "seven_day_sonnet" not in idle
+    # The same account's message headers agree with its usage answer.
+    message = http.post(fakes.claude_base_url + "/v1/messages", json=claude_body(),
+                        headers=claude_headers(tokens["access_token"]))
+    assert message.headers["anthropic-ratelimit-unified-5h-utilization"] == "0.97"
+    assert message.headers["anthropic-ratelimit-unified-5h-reset"] == "1900000000"
+    assert [r.status for r in fakes.requests("claude_usage")] == [200, 200]
+    assert not [r for r in fakes.requests("claude") if r.path == "/api/oauth/usage"]
+
+
+def test_claude_usage_checks_auth_as_upstream(fakes: FakeUpstreams, http: httpx.Client) -> None:
+    token = fakes.issue_claude_tokens()["access_token"]
+    no_beta = http.get(fakes.claude_usage_url, headers={"authorization": f"Bearer {token}"})
+    assert no_beta.status_code == 401 and no_beta.json()["error"]["message"] == "OAuth authentication is currently not supported."
+    beta = {"anthropic-beta": "oauth-2025-04-20"}
+    assert http.get(fakes.claude_usage_url, headers=beta).status_code == 401
+    codex = fakes.issue_codex_tokens()["access_token"]
+    assert http.get(fakes.claude_usage_url, headers={**beta, "authorization": f"Bearer {codex}"}).status_code == 401
+    fakes.expire_access_token(token)
+    expired = http.get(fakes.claude_usage_url, headers={**beta, "authorization": f"Bearer {token}"})
+    assert expired.status_code == 401 and "OAuth token has expired" in expired.json()["error"]["message"]
+
+
+def test_usage_faults_fire_on_the_usage_endpoints_only(fakes: FakeUpstreams, http: httpx.Client,
+                                                       claude: Any) -> None:
+    headers = {"authorization": f"Bearer {claude.token}", "anthropic-beta": "oauth-2025-04-20"}
+    fakes.add_fault("claude_usage", "rate_limited", retry_after=60)
+    fakes.add_fault("claude_usage", "not_json")
+    assert claude(claude_body()).status_code == 200  # a message never takes a usage fault
+    limited = http.get(fakes.claude_usage_url, headers=headers)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "60"
+    garbage = http.get(fakes.claude_usage_url, headers=headers)
+    assert garbage.status_code == 200 and garbage.headers["content-type"].startswith("text/html")
+    assert http.get(fakes.claude_usage_url, headers=headers).json()["five_hour"]["utilization"] == 12.0
+    assert fakes.counter("claude_usage.fault.rate_limited") == 1
+    with pytest.raises(ValueError):
+        fakes.add_fault("claude_usage", "mid_stream_error")
+
+
+def test_codex_usage_names_windows_by_length_and_checks_the_account(fakes: FakeUpstreams,
+                                                                   http: httpx.Client) -> None:
+    token = fakes.issue_codex_tokens(account_id="acct-9", plan="pro")["access_token"]
+    fakes.set_account_utilization("codex", "acct-9", 0.42, 0.87)
+    headers = {"authorization": f"Bearer {token}", "chatgpt-account-id": "acct-9"}
+    body = http.get(fakes.codex_usage_url, headers=headers).json()
+    assert body["plan_type"] == "pro"
+    primary, secondary = body["rate_limit"]["primary_window"], body["rate_limit"]["secondary_window"]
+    assert (primary["used_percent"], primary["limit_window_seconds"]) == (42.0, 18000)
+    assert (secondary["used_percent"], secondary["limit_window_seconds"]) == (87.0, 604800)
+    assert primary["reset_at"] < secondary["reset_at"]
+    fakes.set_account_utilization("codex", "acct-9", 0.0, 0.30, weekly_only=True)
+    weekly = http.get(fakes.codex_usage_url, headers=headers).json()["rate_limit"]
+    assert weekly["primary_window"]["limit_window_seconds"] == 604800 and weekly["secondary_window"] is None
+    wrong = http.get(fakes.codex_usage_url, headers={**headers, "chatgpt-account-id": "acct-1"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "token_expired"
+    no_account = http.get(fakes.codex_usage_url, headers={"authorization": f"Bearer {token}"})
+    assert no_account.status_code == 400
+    fakes.add_fault("codex_usage", "server_error")
+    assert http.get(fakes.codex_usage_url, headers=headers).status_code == 500
+    assert [r.status for r in fakes.requests("codex_usage")] == [200, 200, 401, 400, 500]
+    fakes.reset()
+    assert http.get(fakes.codex_usage_url, headers=headers).json()["rate_limit"]["primary_window"]["used_percent"] == 12.0
