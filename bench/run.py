@@ -1,41 +1,111 @@
-"""Benchmark the gateway: requests per second through /v1/messages against a fast fake upstream.
+"""The relay's price: ProxyHub against a minimal pass-through and the bare upstream, with wrk.
 
-    .venv/bin/python bench/run.py [--server daphne|uvicorn] [--concurrency 16] [--seconds 10] [--stream]
+    bench/run [--seconds 10] [--repeat 1] [--workers 1,2] [--no-docs]
 
-Starts the fake upstream and the gateway (fresh SQLite in a temp dir, one
-credential, one key) as separate processes, drives it with aiohttp for a fixed
-time, and prints throughput and latency percentiles. Everything runs on
-127.0.0.1 and stops by itself.
+Starts nginx serving canned Anthropic and Codex answers (bench/nginx.py), a
+scratch SQLite ProxyHub with a real API key and one credential per provider
+(far expiry: no refresh), and bench/passthrough.py on the same server command
+and worker count. wrk drives each at 16 connections (non-streaming and
+streaming, 50 events) and at 1 connection (latency). Prints the table and
+writes it under "## Relay" in docs/PERFORMANCE.md. Everything binds 127.0.0.1
+and stops by itself.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import platform
+import re
+import signal
 import socket
-import statistics
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-import aiohttp
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import nginx  # noqa: E402
+from canned import CODEX_MODEL, MODEL, STREAM_EVENTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
+BIN = ROOT / ".venv" / "bin"
+PY = str(BIN / "python")
+DOCS = ROOT / "docs" / "PERFORMANCE.md"
+TARGETS = {"nonstream": 4000, "stream": 3000, "ratio": 0.5, "scaling": 1.4, "added_p50_ms": 0.7, "rss_mb": 150}
 
+
+def server_command(app: str, port: int, workers: int) -> list[str]:
+    """The README's production command (uvicorn, uvloop, httptools), for ProxyHub and the pass-through alike."""
+    return [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log",
+            "--log-level", "warning"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of request, as sent to ProxyHub and to the pass-through / nginx (upstream path)."""
+
+    name: str
+    path: str
+    upstream_path: str
+    body: dict[str, object]
+    stream: bool
+    expect: bytes  # a sign the answer is the real thing, checked once before each load
+
+    def headers(self, key: str) -> str:
+        lines = ["content-type: application/json", "anthropic-version: 2023-06-01", f"x-api-key: {key}",
+                 f"accept: {'text/event-stream' if self.stream else 'application/json'}"]
+        return "\n".join(lines)
+
+
+HELLO = [{"role": "user", "content": "Hello"}]
+NONSTREAM = Scenario("nonstream", "/v1/messages", "/v1/messages?beta=true",
+                     {"model": MODEL, "max_tokens": 64, "messages": HELLO}, False, b'"end_turn"')
+STREAM = Scenario("stream", "/v1/messages", "/v1/messages?beta=true",
+                  {"model": MODEL, "max_tokens": 64, "messages": HELLO, "stream": True}, True, b"event: message_stop")
+CODEX = Scenario("codex", "/v1/responses", "/responses",
+                 {"model": CODEX_MODEL, "input": "Hello", "stream": True}, True, b"event: response.completed")
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    cpu_ms: float = 0.0  # server CPU (all its processes) per request
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    workers: int
+    requests: int = 0
+    peak_rss_mb: list[float] = field(default_factory=list)
+
+
+# --- processes -------------------------------------------------------------------------------------
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
-def wait_listening(port: int, timeout: float = 20) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -43,91 +113,319 @@ def wait_listening(port: int, timeout: float = 20) -> None:
     raise SystemExit(f"nothing listening on {port}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        tree.setdefault(ppid, []).append(int(stat.parent.name))
+    return tree
 
 
-def prepare(env: dict[str, str], tmp: Path) -> str:
-    manage = [PY, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
-    token_file = tmp / "claude-bench.json"
-    token_file.write_text(json.dumps({"type": "claude", "access_token": "sk-ant-oat01-bench",
-                                      "refresh_token": "sk-ant-ort01-bench", "email": "bench@example.com",
-                                      "expired": "2099-01-01T00:00:00Z"}))
-    subprocess.run([*manage, "import_credentials", str(token_file)], env=env, check=True, capture_output=True)
-    out = subprocess.run([*manage, "issue_key", "bench"], env=env, check=True, capture_output=True, text=True)
-    return out.stdout.strip().splitlines()[-1]
+def process_tree(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
 
 
-async def load(url: str, key: str, concurrency: int, seconds: float, stream: bool) -> list[float]:
-    body = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64, "stream": stream,
-                       "messages": [{"role": "user", "content": "Hello"}]}).encode()
-    headers = {"x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01"}
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal errors
-        while time.monotonic() < deadline:
-            start = time.monotonic()
-            async with session.post(url, data=body, headers=headers) as r:
-                await r.read()
-                if r.status != 200:
-                    errors += 1
-                    continue
-            latencies.append(time.monotonic() - start)
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    if errors:
-        print(f"errors: {errors}")
-    return latencies
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the most resident memory the process ever had."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The serving processes: the largest ones of the tree (uvicorn's supervisor and helpers are small)."""
+    pids = process_tree(server.proc.pid)
+    return sorted(pids, key=peak_rss_mb, reverse=True)[:server.workers]
+
+
+def start_server(name: str, app: str, workers: int, env: dict[str, str], log: Path) -> Server:
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(server_command(app, port, workers), cwd=ROOT, env=env, stdout=out, stderr=out,
+                                start_new_session=True)
+    wait_listening(port, proc)
+    return Server(name, proc, port, workers)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- ProxyHub's scratch world ----------------------------------------------------------------------
+
+SEED = """
+from datetime import timedelta
+from django.utils import timezone
+from credentials.models import Credential
+for provider in ("claude", "codex"):
+    Credential.objects.create(provider=provider, label=f"bench-{provider}", email=f"bench-{provider}@example.com",
+                              account_id=f"acct-bench-{provider}", access_token=f"bench-{provider}-access",
+                              refresh_token=f"bench-{provider}-refresh",
+                              expires_at=timezone.now() + timedelta(days=3650))
+"""
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([PY, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def prepare(env: dict[str, str]) -> str:
+    """Migrate the scratch database, add the credentials, and return a fresh API key."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "shell", "-c", SEED)
+    return manage(env, "issue_key", "bench").strip().splitlines()[-1]
+
+
+def usage_rows(database: Path) -> int:
+    """Usage rows in the scratch database (read with sqlite3: the server has stopped and flushed)."""
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT COUNT(*) FROM gateway_usagerecord").fetchone()[0])
+
+
+# --- load --------------------------------------------------------------------------------------------
+
+def check(port: int, scenario: Scenario, key: str, path: str) -> None:
+    """One request by hand: the answer must be a 200 carrying the real thing, or the numbers mean nothing."""
+    headers = dict(line.split(": ", 1) for line in scenario.headers(key).splitlines())
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(scenario.body).encode(), headers)
+    with urllib.request.urlopen(request, timeout=10) as r:
+        body = r.read()
+    if scenario.expect not in body:
+        raise SystemExit(f"{path} on port {port} answered something else:\n{body[:500]!r}")
+
+
+def wrk(port: int, path: str, scenario: Scenario, key: str, connections: int, seconds: int,
+        tmp: Path) -> dict[str, float]:
+    body_file = tmp / f"{scenario.name}.json"
+    body_file.write_text(json.dumps(scenario.body))
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_HEADERS": scenario.headers(key)}
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--timeout", "10s",
+           "-s", str(ROOT / "bench" / "report.lua"), f"http://127.0.0.1:{port}{path}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = done.stdout
+    if done.returncode:
+        raise SystemExit(f"wrk failed: {done.stderr or out}")
+    match = re.search(r"^BENCH (\{.*\})$", out, re.M)
+    if match is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    stats: dict[str, float] = json.loads(match[1])
+    if stats["status_errors"] or stats["socket_errors"]:
+        raise SystemExit(f"{path} on port {port}: {stats['status_errors']} non-2xx answers, "
+                         f"{stats['socket_errors']} socket errors\n{out}")
+    return stats
+
+
+def measure(server: Server | None, port: int, scenario: Scenario, key: str, connections: int,
+            args: argparse.Namespace, tmp: Path) -> Result:
+    """The best of ``--repeat`` runs (a shared machine only ever makes a run slower), after a warm-up."""
+    path = scenario.path if server is not None and server.name == "proxyhub" else scenario.upstream_path
+    check(port, scenario, key, path)
+    runs: list[Result] = []
+    for _ in range(args.repeat):
+        warm = wrk(port, path, scenario, key, connections, args.warmup, tmp)
+        pids = process_tree(server.proc.pid) if server else []
+        cpu_before = cpu_seconds(pids)
+        stats = wrk(port, path, scenario, key, connections, args.seconds, tmp)
+        cpu = cpu_seconds(pids) - cpu_before
+        n = int(stats["requests"])
+        if server is not None:
+            server.requests += n + int(warm["requests"]) + 1
+        runs.append(Result(n / (stats["duration_us"] / 1e6), stats["p50_us"] / 1000, stats["p99_us"] / 1000, n,
+                           cpu / max(n, 1) * 1000))
+    best = max(runs, key=lambda r: r.rps) if connections > 1 else min(runs, key=lambda r: r.p50_ms)
+    who = server.name if server else "nginx"
+    print(f"  {who:<11} {scenario.name:<9} c={connections:<3} {best.rps:8.0f} req/s  p50 {best.p50_ms:6.2f} ms"
+          f"  p99 {best.p99_ms:6.2f} ms  cpu {best.cpu_ms:5.2f} ms/req", flush=True)
+    return best
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    nginx_port = free_port()
+    upstream = f"http://127.0.0.1:{nginx_port}"
+    nginx_proc = nginx.start(tmp / "nginx", nginx_port)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "SECRET_KEY": "bench-secret-key",
+           "DEBUG": "false", "LOG_LEVEL": "WARNING", "PROXYHUB_CLAUDE_BASE_URL": upstream,
+           "PROXYHUB_CODEX_BASE_URL": upstream, "BENCH_UPSTREAM": upstream,
+           "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    results: dict[str, object] = {}
+    try:
+        wait_listening(nginx_port, None)
+        key = prepare(env)
+        print("nginx direct (the floor):", flush=True)
+        for scenario in (NONSTREAM, STREAM):
+            results[f"nginx/{scenario.name}/16"] = measure(None, nginx_port, scenario, key, 16, args, tmp)
+        results["nginx/nonstream/1"] = measure(None, nginx_port, NONSTREAM, key, 1, args, tmp)
+        answered = 0
+        for workers in args.workers:
+            print(f"{workers} worker(s):", flush=True)
+            proxyhub = start_server("proxyhub", "proxyhub.asgi:application", workers, env, tmp / "proxyhub.log")
+            passthrough = start_server("passthrough", "passthrough:app", workers, env, tmp / "passthrough.log")
+            try:
+                # Back to back, so both see the same machine load.
+                for scenario, connections in ((NONSTREAM, 16), (STREAM, 16), (CODEX, 16), (NONSTREAM, 1)):
+                    for server in (passthrough, proxyhub):
+                        results[f"{server.name}/{scenario.name}/{connections}/{workers}"] = measure(
+                            server, server.port, scenario, key, connections, args, tmp)
+                for server in (proxyhub, passthrough):
+                    results[f"{server.name}/rss/{workers}"] = max(peak_rss_mb(p) for p in worker_pids(server))
+            finally:
+                stop(proxyhub.proc)
+                stop(passthrough.proc)
+            answered += proxyhub.requests
+        results["usage"] = (usage_rows(tmp / "bench.sqlite3"), answered)
+    finally:
+        stop(nginx_proc)
+    return results
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+def _fmt(value: float, unit: str = "") -> str:
+    if unit == "rps":
+        return f"{value:,.0f}"
+    if unit == "x":
+        return f"{value:.2f}×"
+    return f"{value:.2f}"
+
+
+def table(results: dict[str, object], workers: list[int]) -> list[str]:
+    def r(name: str) -> Result:
+        value = results[name]
+        assert isinstance(value, Result)
+        return value
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    w1, wn = workers[0], workers[-1]
+    head = "| Measure | " + " | ".join(f"{w} worker{'s' if w > 1 else ''}" for w in workers) + " | Target | Met |"
+    lines = [head, "|---|" + "---|" * len(workers) + "---|---|"]
+
+    def row(label: str, values: list[float], unit: str, target: str, ok: bool | None) -> None:
+        cells = " | ".join(_fmt(v, unit) for v in values)
+        lines.append(f"| {label} | {cells} | {target} | {'' if ok is None else met(ok)} |")
+
+    best = {s: max(r(f"proxyhub/{s}/16/{w}").rps for w in workers) for s in ("nonstream", "stream")}
+    row("ProxyHub non-streaming, req/s (16 conn)", [r(f"proxyhub/nonstream/16/{w}").rps for w in workers], "rps",
+        f"≥ {TARGETS['nonstream']:,}", best["nonstream"] >= TARGETS["nonstream"])
+    row(f"ProxyHub streaming ({STREAM_EVENTS} events), req/s", [r(f"proxyhub/stream/16/{w}").rps for w in workers],
+        "rps", f"≥ {TARGETS['stream']:,}", best["stream"] >= TARGETS["stream"])
+    row(f"ProxyHub Codex stream ({STREAM_EVENTS} events, /v1/responses), req/s",
+        [r(f"proxyhub/codex/16/{w}").rps for w in workers], "rps", "", None)
+    for s, label in (("nonstream", "non-streaming"), ("stream", "streaming"), ("codex", "Codex stream")):
+        row(f"Pass-through {label}, req/s", [r(f"passthrough/{s}/16/{w}").rps for w in workers], "rps", "", None)
+    for s, label in (("nonstream", "non-streaming"), ("stream", "streaming")):
+        ratios = [r(f"proxyhub/{s}/16/{w}").rps / r(f"passthrough/{s}/16/{w}").rps for w in workers]
+        row(f"ProxyHub ÷ pass-through, {label}", ratios, "x", f"≥ {TARGETS['ratio']}×",
+            min(ratios) >= TARGETS["ratio"])
+    if len(workers) > 1:
+        for name, label in (("proxyhub", "ProxyHub"), ("passthrough", "Pass-through")):
+            scale = r(f"{name}/nonstream/16/{wn}").rps / r(f"{name}/nonstream/16/{w1}").rps
+            cells = [1.0] * (len(workers) - 1) + [scale]
+            row(f"{label}: {wn} workers ÷ {w1}, non-streaming", cells, "x",
+                f"≥ {TARGETS['scaling']}×" if name == "proxyhub" else "",
+                scale >= TARGETS["scaling"] if name == "proxyhub" else None)
+    nginx_p50 = r("nginx/nonstream/1").p50_ms
+    row("p50 at 1 connection, ms: ProxyHub", [r(f"proxyhub/nonstream/1/{w}").p50_ms for w in workers], "", "", None)
+    row("p50 at 1 connection, ms: pass-through", [r(f"passthrough/nonstream/1/{w}").p50_ms for w in workers],
+        "", "", None)
+    added = [r(f"proxyhub/nonstream/1/{w}").p50_ms - nginx_p50 for w in workers]
+    row(f"Added p50, ms: ProxyHub − nginx direct ({nginx_p50:.2f} ms)", added, "",
+        f"≤ {TARGETS['added_p50_ms']} ms", min(added) <= TARGETS["added_p50_ms"])
+    row("Added p50, ms: ProxyHub − pass-through",
+        [r(f"proxyhub/nonstream/1/{w}").p50_ms - r(f"passthrough/nonstream/1/{w}").p50_ms for w in workers],
+        "", "", None)
+    cpu = [f"{r(f'proxyhub/nonstream/16/{w}').cpu_ms:.2f} / {r(f'proxyhub/stream/16/{w}').cpu_ms:.2f}"
+           for w in workers]
+    lines.append(f"| ProxyHub CPU per request, ms (non-streaming / streaming) | {' | '.join(cpu)} |  |  |")
+    rss = [float(results[f"proxyhub/rss/{w}"]) for w in workers]  # type: ignore[arg-type]
+    row("ProxyHub peak RSS per worker, MB", rss, "", f"≤ {TARGETS['rss_mb']} MB", max(rss) <= TARGETS["rss_mb"])
+    rows, answered = results["usage"]  # type: ignore[misc]
+    lines.append(f"\nnginx direct: {r('nginx/nonstream/16').rps:,.0f} req/s non-streaming, "
+                 f"{r('nginx/stream/16').rps:,.0f} streaming (16 connections). "
+                 f"Usage rows written: {rows:,} for {answered:,} answered ProxyHub requests.")
+    return lines
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    return f"{os.cpu_count()} cores (`nproc` {os.cpu_count()}), {cpu}, Python {platform.python_version()}"
+
+
+def write_docs(section: list[str]) -> None:
+    """Replace the "## Relay" section of docs/PERFORMANCE.md, leaving every other section as it is."""
+    DOCS.parent.mkdir(exist_ok=True)
+    text = DOCS.read_text() if DOCS.exists() else "# Performance\n"
+    body = "## Relay\n\n" + "\n".join(section).rstrip() + "\n"
+    match = re.search(r"^## Relay\n.*?(?=^## |\Z)", text, re.M | re.S)
+    if match:
+        text = text[:match.start()] + body + ("\n" if match.end() < len(text) else "") + text[match.end():]
+    else:
+        text = text.rstrip() + "\n\n" + body
+    DOCS.write_text(text)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--stream", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured run before each measured one")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measure; the best is kept")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,2")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     args = parser.parse_args()
-
+    args.workers = [int(w) for w in args.workers.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="proxyhub-bench-"))
-    up_port, gw_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "SECRET_KEY": "bench",
-           "PROXYHUB_CLAUDE_BASE_URL": f"http://127.0.0.1:{up_port}", "LOG_LEVEL": "WARNING"}
-    key = prepare(env, tmp)
-    bin_dir = Path(PY).parent
-    server_cmd = ([str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(gw_port), "proxyhub.asgi:application"]
-                  if args.server == "daphne" else
-                  [str(bin_dir / "uvicorn"), "--host", "127.0.0.1", "--port", str(gw_port), "--log-level", "warning",
-                   "--no-access-log", "proxyhub.asgi:application"])
-    procs = [subprocess.Popen([PY, str(ROOT / "bench" / "upstream.py"), str(up_port)], env=env),
-             subprocess.Popen(server_cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)]
-    try:
-        wait_listening(up_port)
-        wait_listening(gw_port)
-        url = f"http://127.0.0.1:{gw_port}/v1/messages"
-        asyncio.run(load(url, key, args.concurrency, 1.0, args.stream))  # warm up caches and pools
-        cpu_before = cpu_seconds(procs[1].pid)
-        latencies = asyncio.run(load(url, key, args.concurrency, args.seconds, args.stream))
-        cpu_used = cpu_seconds(procs[1].pid) - cpu_before
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(10)
-    latencies.sort()
-    n = len(latencies)
-    print(f"server={args.server} stream={args.stream} concurrency={args.concurrency} seconds={args.seconds}")
-    print(f"requests={n} throughput={n / args.seconds:.0f} req/s "
-          f"p50={latencies[n // 2] * 1000:.1f} ms p99={latencies[int(n * 0.99)] * 1000:.1f} ms "
-          f"mean={statistics.fmean(latencies) * 1000:.1f} ms")
-    # CPU time per request is steadier than throughput on a shared 2-core machine.
-    print(f"gateway cpu={cpu_used / max(n, 1) * 1e6:.0f} us/request")
+    results = run(args, tmp)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join(server_command("proxyhub.asgi:application", 8317, args.workers[-1])[1:])
+    section = [
+        f"Measured {now} on {machine()}; the load generator (wrk, 1 thread) and the canned upstream",
+        "(nginx, 1 worker) share those cores with the server. Each number is the best of "
+        f"{args.repeat} run(s) of {args.seconds:g} s after a {args.warmup:g} s warm-up.",
+        f"Server: `uvicorn {command}` (ProxyHub and the pass-through alike); "
+        "ProxyHub with a real key, the credential pool, usage rows on SQLite. `bench/run` reproduces it.",
+        "",
+        *table(results, args.workers),
+    ]
+    print("\n".join(section))
+    if not args.no_docs:
+        write_docs(section)
+        print(f"\nwritten to {DOCS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
