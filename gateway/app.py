@@ -21,6 +21,7 @@ from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
 )
 from gateway.model_list import anthropic_models, available_entries, openai_models
+from gateway.request_context import adopt as adopt_request_id
 from gateway.relay import Job, relay
 from gateway.translate import model_suffix
 from gateway.translate.errors import COMPACTION_UNSUPPORTED, TranslationError
@@ -62,6 +63,7 @@ async def gateway_application(scope: Scope, receive: Receive, send: Send) -> Non
     path = _normalise(scope["path"])
     request = Request.from_scope(scope)
     request.path = path
+    request.request_id = adopt_request_id(request.headers.get("x-request-id"))
     method = request.method
     if method == "POST" and path in POST_ROUTES:
         endpoint, client_format = POST_ROUTES[path]
@@ -187,6 +189,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     record = UsageRow(
         api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
         endpoint=endpoint, requested_model=str(body.get("model") or "")[:100], stream=stream,
+        request_id=request.request_id,
     )
     try:
         entry, thinking = await _resolve_model(api_key, body)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from gateway.formats.errors import error_body
+from gateway.request_context import current as current_request_id
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -29,6 +30,7 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     client_format: str = "chat"
+    request_id: str = ""  # ours or the client's x-request-id (gateway.request_context.adopt)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -66,7 +68,12 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 
 def _encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    encoded = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    # Every /v1 response names its request (gateway.request_context), errors and streams too.
+    request_id = current_request_id()
+    if request_id:
+        encoded.append((b"x-request-id", request_id.encode("latin-1")))
+    return encoded
 
 
 async def send_bytes(send: Send, status: int, body: bytes, content_type: str = "application/json",

@@ -45,7 +45,9 @@ from gateway.usage.writer import note_credential_use, record_usage
 
 logger = logging.getLogger(__name__)
 
-PASSED_HEADERS = ("request-id", "x-request-id")
+# The upstream's own request id, for its support; x-request-id on our responses is ours (or the client's),
+# so an upstream x-request-id (OpenAI's) is passed as x-upstream-request-id.
+PASSED_HEADERS = {"request-id": "request-id", "x-request-id": "x-upstream-request-id"}
 PEEK_LIMIT = 64 * 1024  # never hold back more than this while vetting a stream
 ANTHROPIC_ERROR_TYPES = frozenset(ANTHROPIC_TYPES.values())
 PROVIDER_NAMES = {"claude": "Claude", "codex": "ChatGPT (Codex)"}
@@ -291,7 +293,7 @@ async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str) -> None
 
 
 async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter) -> None:
-    headers = {k: opened.response.headers[k] for k in PASSED_HEADERS if k in opened.response.headers}
+    headers = {ours: opened.response.headers[k] for k, ours in PASSED_HEADERS.items() if k in opened.response.headers}
     if job.stream:
         await _relay_stream(job, send, route, opened, meter, headers)
     elif meter.format == "responses" and job.endpoint != "compact":
