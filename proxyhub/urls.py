@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from gateway.usage import views as usage_views
+from proxyhub.health import readyz
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -32,6 +33,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("me/", include("accounts.urls")),
     path("healthz", health, name="health"),
+    path("readyz", readyz, name="ready"),  # a load balancer's readiness probe
     # Claude Code probes ANTHROPIC_BASE_URL + /api/hello (HEAD) to warm its connection.
     path("api/hello", health, name="hello"),
     path("metrics", usage_views.metrics_view, name="metrics"),

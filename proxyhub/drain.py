@@ -1,0 +1,157 @@
+"""Graceful shutdown: on SIGTERM stop accepting, let the requests in flight finish, flush usage, exit 0.
+
+Requests get up to PROXYHUB_DRAIN_SECONDS (default 30); whatever still runs
+then is cancelled (its usage row says client_cancelled) and written too.
+
+- uvicorn (any server with the ASGI lifespan protocol) stops accepting and
+  waits by itself: run it with ``--lifespan on --timeout-graceful-shutdown
+  $PROXYHUB_DRAIN_SECONDS``. lifespan() flushes the usage writer at shutdown.
+  uvicorn then re-raises the SIGTERM it caught with the default handler, which
+  would kill the process (exit 143) after a clean drain; blocking the signal
+  once everything is written makes that a no-op and the process exits 0.
+- daphne has no lifespan hook, and on SIGTERM Twisted stops at once and
+  daphne cancels every stream. install() (from the first ASGI event, after
+  Twisted installed its handlers) replaces that handler: close the listening
+  sockets, answer a request arriving on a kept-alive connection with 503,
+  wait for the requests in flight, flush, then stop the reactor (exit 0).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import signal
+import time
+from typing import Any, Awaitable, Callable
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+FLUSH_TIMEOUT = 10.0  # seconds for the last usage write; what the database does not take stays in the journal
+
+_in_flight = 0
+_draining = False
+_installed = False
+
+REFUSAL = (b'{"type":"error","error":{"type":"overloaded_error","message":'
+           b'"This ProxyHub process is shutting down; retry the request."}}')
+
+
+def draining() -> bool:
+    """True once this process received SIGTERM (under daphne) and is finishing its requests."""
+    return _draining
+
+
+def in_flight() -> int:
+    """HTTP requests this process is serving now."""
+    return _in_flight
+
+
+async def serve(app: App, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one HTTP request through ``app``, counted while it runs; refused with 503 while draining."""
+    global _in_flight
+    if _draining:
+        await _refuse(scope, send)
+        return
+    _in_flight += 1
+    try:
+        await app(scope, receive, send)
+    finally:
+        _in_flight -= 1
+
+
+async def _refuse(scope: Scope, send: Send) -> None:
+    from gateway.request_context import adopt
+
+    sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(REFUSAL)).encode()),
+               (b"retry-after", b"1"), (b"connection", b"close"), (b"x-request-id", adopt(sent).encode())]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": REFUSAL})
+
+
+async def lifespan(receive: Receive, send: Send, startup: Callable[[], None]) -> None:
+    """The ASGI lifespan protocol (uvicorn): call ``startup``; at shutdown, flush and exit 0."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await finish()
+            # uvicorn re-raises the signal it caught once this returns (see the module docstring).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def finish() -> None:
+    """Write the usage rows still queued and close the upstream clients; the process is about to exit."""
+    from credentials.refresh import aclose_client
+    from gateway.upstream.client import close_sessions
+    from gateway.usage import writer
+
+    try:
+        if not await asyncio.wait_for(writer.aflush(), FLUSH_TIMEOUT):
+            logger.warning("shutdown: the database refused the last usage rows; they wait in the journal")
+    except asyncio.TimeoutError:
+        logger.warning("shutdown: usage rows not written within %s s; they wait in the journal", FLUSH_TIMEOUT)
+    await close_sessions()
+    await aclose_client()
+
+
+def install() -> None:
+    """Under daphne, take over SIGTERM (call from the running loop, once Twisted runs)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    try:
+        from twisted.internet import reactor
+    except ImportError:
+        return
+    if not getattr(reactor, "running", False):
+        return  # not daphne (uvicorn imports daphne's app, which installs the reactor without running it)
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(_begin_daphne_drain, loop)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _begin_daphne_drain(loop: asyncio.AbstractEventLoop) -> None:
+    global _draining
+    from twisted.internet import reactor
+
+    if _draining:
+        logger.warning("second SIGTERM: stopping now, cancelling %d requests", _in_flight)
+        reactor.stop()
+        return
+    _draining = True
+    # A fresh context: the drain's log lines are about no request.
+    loop.create_task(_drain_daphne(), context=contextvars.Context())
+
+
+async def _drain_daphne() -> None:
+    from twisted.internet import reactor, tcp
+
+    for reader in reactor.getReaders():
+        if isinstance(reader, tcp.Port):
+            reader.stopListening()
+    seconds = settings.PROXYHUB_DRAIN_SECONDS
+    logger.info("SIGTERM: no longer accepting; waiting up to %s s for %d requests in flight", seconds, _in_flight)
+    deadline = time.monotonic() + seconds
+    while _in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if _in_flight:
+        logger.warning("drain time over: cancelling %d requests still in flight", _in_flight)
+    await finish()
+    logger.info("drained; stopping")
+    reactor.stop()
