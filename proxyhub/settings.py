@@ -5,7 +5,9 @@ secret key under ``data/``, the real upstream URLs, port 8317.
 """
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import environ
@@ -175,3 +177,13 @@ PROXYHUB_POOL_MAX_UTILIZATION = env.float("PROXYHUB_POOL_MAX_UTILIZATION", defau
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
 # Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
 PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
+# prometheus_client's multiprocess mode (gateway/usage/metrics.py) needs a directory shared by a host's workers,
+# named before prometheus_client is imported. scripts/start makes one per run; a process started otherwise, or
+# one that inherited another process's private directory, gets a private one: metrics of its own.
+_metrics_owner = os.environ.get("PROXYHUB_METRICS_DIR_PID")
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or (_metrics_owner and _metrics_owner != str(os.getpid())):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(
+        Path(tempfile.gettempdir()) / f"proxyhub-metrics-{os.getpid()}-{secrets.token_hex(4)}")
+    os.environ["PROXYHUB_METRICS_DIR_PID"] = str(os.getpid())
+# SIGTERM: requests in flight get this long to finish before the process exits (proxyhub/drain.py).
+PROXYHUB_DRAIN_SECONDS = env.float("PROXYHUB_DRAIN_SECONDS", default=30.0)

@@ -1,56 +1,102 @@
-"""Prometheus metrics for this process: what the gateway served, and the account pool.
+"""Prometheus metrics through prometheus_client in multiprocess mode: one scrape reports every worker of a host.
 
-Counters are plain dict increments fed by usage.record_usage() (every request
-ends there, refused ones included), so the hot path pays no more than that.
-render() writes the text exposition format and metrics_view() serves it at
-/metrics: with PROXYHUB_METRICS_TOKEN set, to a scraper sending it as a bearer
-token; without, to loopback clients only.
+Each worker writes its samples to mmap files in PROMETHEUS_MULTIPROC_DIR
+(scripts/start makes one per run; a server started otherwise gets a private
+directory from proxyhub/settings.py, so its metrics are its own). render()
+merges the files of every worker, live or gone (counters and histograms
+survive a restart, the live gauges of a dead worker are dropped), and adds
+the account pool, read from the database at scrape time.
+
+observe() is on the hot path (usage.writer.record_usage() calls it for every
+request, refused ones included): label children are looked up once per label
+combination and kept, so a request costs a dict lookup and a few mmap writes.
 """
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any, Iterable
+import atexit
+import glob
+import os
+import shutil
+from typing import Any, Iterator
 
 from django.utils import timezone
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from credentials.health import pool_health
-from gateway.usage.rows import UsageRow
+from gateway.usage.rows import UsageRow, base_model
 
 TOKEN_FIELDS = {"input": "input_tokens", "output": "output_tokens", "cache_read": "cache_read_tokens",
                 "cache_write": "cache_write_tokens"}
+# LLM calls take from milliseconds (refusals) to many minutes (long agent turns).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf"))
+TTFB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, float("inf"))
+TIMED_LABELS = ("provider", "model", "endpoint", "status")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_requests: Counter[tuple[str, str, str, str]] = Counter()  # provider, endpoint, outcome, status
-_tokens: Counter[tuple[str, str]] = Counter()  # provider, kind
-_seconds: Counter[tuple[str, str]] = Counter()  # provider, "duration" | "ttfb" -> summed seconds
-_timed: Counter[tuple[str, str]] = Counter()  # provider, "duration" | "ttfb" -> observations
+DIRECTORY = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if not DIRECTORY:  # set by proxyhub/settings.py, which every entry point loads first
+    raise RuntimeError("PROMETHEUS_MULTIPROC_DIR must be set before gateway.usage.metrics is imported")
+os.makedirs(DIRECTORY, exist_ok=True)
+
+# registry=None: the samples live in the mmap files; render() reads them through MultiProcessCollector.
+REQUESTS = Counter("proxyhub_requests", "Requests served, by upstream provider, endpoint, outcome and HTTP status.",
+                   ("provider", "endpoint", "outcome", "status"), registry=None)
+TOKENS = Counter("proxyhub_tokens", "Tokens the upstreams reported, by kind.", ("provider", "kind"), registry=None)
+DURATION = Histogram("proxyhub_request_duration_seconds", "Whole request time.", TIMED_LABELS,
+                     buckets=DURATION_BUCKETS, registry=None)
+TTFB = Histogram("proxyhub_request_ttfb_seconds", "Time to the first byte sent to the client.", TIMED_LABELS,
+                 buckets=TTFB_BUCKETS, registry=None)
+IN_FLIGHT = Gauge("proxyhub_requests_in_flight", "Generation requests being served now.", registry=None,
+                  multiprocess_mode="livesum")
+USAGE_WAITING = Gauge("proxyhub_usage_rows_waiting", "Usage rows not yet in the database (in memory or the journal).",
+                      registry=None, multiprocess_mode="livesum")
+USAGE_DROPPED = Gauge("proxyhub_usage_rows_dropped", "Usage rows dropped because the journal was full, since start.",
+                      registry=None, multiprocess_mode="livesum")
+
+_requests: dict[tuple[str, str, str, str], Any] = {}
+_tokens: dict[tuple[str, str], Any] = {}
+_timers: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+_in_flight = 0
 
 
 def observe(record: UsageRow) -> None:
     """Count one finished request."""
     provider = record.provider or "none"
-    _requests[provider, record.endpoint, record.outcome, str(record.status_code)] += 1
+    status = str(record.status_code)
+    key = (provider, record.endpoint, record.outcome, status)
+    child = _requests.get(key)
+    if child is None:
+        child = _requests[key] = REQUESTS.labels(*key)
+    child.inc()
+    # An unresolved model is whatever the client typed: one label value for all of them keeps the series bounded.
+    timed = (provider, base_model(record.requested_model) if record.provider else "none", record.endpoint, status)
+    timers = _timers.get(timed)
+    if timers is None:
+        timers = _timers[timed] = (DURATION.labels(*timed), TTFB.labels(*timed))
+    timers[0].observe(record.duration_ms / 1000)
+    if record.ttfb_ms is not None:
+        timers[1].observe(record.ttfb_ms / 1000)
     for kind, field in TOKEN_FIELDS.items():
         value = getattr(record, field)
         if value:
-            _tokens[provider, kind] += value
-    _seconds[provider, "duration"] += record.duration_ms / 1000
-    _timed[provider, "duration"] += 1
-    if record.ttfb_ms is not None:
-        _seconds[provider, "ttfb"] += record.ttfb_ms / 1000
-        _timed[provider, "ttfb"] += 1
-
-
-_in_flight = 0
+            counter = _tokens.get((provider, kind))
+            if counter is None:
+                counter = _tokens[provider, kind] = TOKENS.labels(provider, kind)
+            counter.inc(value)
 
 
 def request_started() -> None:
     global _in_flight
     _in_flight += 1
+    IN_FLIGHT.inc()
 
 
 def request_finished() -> None:
     global _in_flight
     _in_flight -= 1
+    IN_FLIGHT.dec()
 
 
 def in_flight() -> int:
@@ -58,44 +104,53 @@ def in_flight() -> int:
     return _in_flight
 
 
-def reset() -> None:
-    for counter in (_requests, _tokens, _seconds, _timed):
-        counter.clear()
+def set_usage_backlog(waiting: int, dropped: int) -> None:
+    """This process's usage rows not yet written, and dropped since start (proxyhub.background samples them)."""
+    USAGE_WAITING.set(waiting)
+    USAGE_DROPPED.set(dropped)
 
 
-def render(in_flight: int, usage_pending: int) -> str:
-    """The exposition text; reads the credential pool from the database (one query)."""
-    out: list[str] = []
-    _family(out, "proxyhub_requests_total", "counter", "Requests served, by upstream provider, endpoint, outcome "
-            "and HTTP status.", ((_labels(provider=p, endpoint=e, outcome=o, status=s), n)
-                                 for (p, e, o, s), n in sorted(_requests.items())))
-    _family(out, "proxyhub_tokens_total", "counter", "Tokens the upstreams reported, by kind.",
-            ((_labels(provider=p, kind=k), n) for (p, k), n in sorted(_tokens.items())))
-    for name, what in (("duration", "Whole request time"), ("ttfb", "Time to the first byte sent to the client")):
-        keys = sorted(k for k in _timed if k[1] == name)
-        metric = f"proxyhub_request_{name}_seconds"
-        out += [f"# HELP {metric} {what}.", f"# TYPE {metric} summary"]
-        for provider, _ in keys:
-            out.append(f"{metric}_sum{_labels(provider=provider)} {_seconds[provider, name]:.6f}")
-            out.append(f"{metric}_count{_labels(provider=provider)} {_timed[provider, name]}")
-    _family(out, "proxyhub_requests_in_flight", "gauge", "Generation requests being served now.", [("", in_flight)])
-    _family(out, "proxyhub_usage_records_pending", "gauge", "Usage records queued for the database.",
-            [("", usage_pending)])
-    states: list[tuple[str, int]] = []
-    for row in pool_health(timezone.now()):
-        for state in ("ready", "cooling", "needs_relogin", "disabled"):
-            states.append((_labels(provider=row.provider, state=state), getattr(row, state)))
-    _family(out, "proxyhub_credentials", "gauge", "OAuth accounts by provider and state.", states)
-    return "\n".join(out) + "\n"
+def render() -> bytes:
+    """The exposition text for every worker of this host, plus the account pool (one database query)."""
+    _forget_dead_workers()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, DIRECTORY)
+    registry.register(_AccountsCollector())
+    return generate_latest(registry)
 
 
-def _family(out: list[str], name: str, kind: str, help_text: str, samples: Iterable[tuple[str, Any]]) -> None:
-    out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    out += [f"{name}{labels} {value}" for labels, value in samples]
+class _AccountsCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("proxyhub_credentials", "OAuth accounts by provider and state.",
+                                   labels=("provider", "state"))
+        for row in pool_health(timezone.now()):
+            for state in ("ready", "cooling", "needs_relogin", "disabled"):
+                family.add_metric((row.provider, state), getattr(row, state))
+        yield family
 
 
-def _labels(**labels: str) -> str:
-    def escape(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _forget_dead_workers() -> None:
+    """Drop the live gauges of workers that died without saying so (SIGKILL): their in-flight count is stale."""
+    for path in glob.glob(os.path.join(DIRECTORY, "gauge_live*_*.db")):
+        pid = int(path.rsplit("_", 1)[1][:-3])
+        if pid != os.getpid() and not _alive(pid):
+            multiprocess.mark_process_dead(pid, DIRECTORY)
 
-    return "{" + ",".join(f'{k}="{escape(str(v))}"' for k, v in labels.items()) + "}"
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _at_exit() -> None:
+    multiprocess.mark_process_dead(os.getpid(), DIRECTORY)
+    if os.environ.get("PROXYHUB_METRICS_DIR_PID") == str(os.getpid()):  # the private directory settings made
+        shutil.rmtree(DIRECTORY, ignore_errors=True)
+
+
+atexit.register(_at_exit)

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
 from accounts.models import ApiKey
-from gateway.usage import metrics, reports, writer
+from gateway.usage import metrics, reports
 
 SELF_PERIOD = "30d"
 
@@ -106,4 +106,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     elif request.META.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
         return HttpResponse("Metrics are served to loopback clients only; set PROXYHUB_METRICS_TOKEN to "
                             "scrape from elsewhere.\n", status=403, content_type="text/plain")
-    return HttpResponse(metrics.render(metrics.in_flight(), writer.pending_count()), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
