@@ -106,6 +106,7 @@ class ExchangeError(ConnectError):
 class Connected:
     credential: Credential
     created: bool
+    skipped: str = ""  # why an imported file changed nothing (older than the stored tokens), else ""
 
 
 def _now() -> datetime:
@@ -205,7 +206,9 @@ async def _aexchange(provider_flow: Flow, code: str, login_pkce: Pkce) -> TokenS
 def import_token_file(content: bytes, *, label: str = "") -> Connected:
     """Save the account in one uploaded token file (formats of parse_token_file).
 
-    Raises ImportFormatError with a message that never quotes the file.
+    A file no newer than the tokens ProxyHub holds for that account (typically
+    one ProxyHub has refreshed since) changes nothing: the result's ``skipped``
+    says why. Raises ImportFormatError with a message that never quotes the file.
     """
     if len(content) > MAX_TOKEN_FILE_BYTES:
         raise ImportFormatError(f"larger than {MAX_TOKEN_FILE_BYTES // 1024} KiB; not a token file")
@@ -217,7 +220,11 @@ def import_token_file(content: bytes, *, label: str = "") -> Connected:
     provider, tokens = parse_token_file(data)
     if provider == Provider.CLAUDE:
         tokens = claude_oauth.identify(tokens)
-    credential, created = services.upsert(provider, tokens, label=label.strip())
+    try:
+        credential, created = services.upsert(provider, tokens, label=label.strip(), only_if_newer=True)
+    except services.StaleTokensError as exc:
+        logger.info("skipped importing %s credential #%s: older tokens", provider, exc.credential.pk)
+        return Connected(exc.credential, False, skipped=exc.reason)
     return Connected(credential, created)
 
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from credentials import freshness
 from credentials.models import Credential
 from credentials.oauth import TokenSet
 
@@ -98,8 +99,24 @@ def connected_count(provider: str) -> int:
     return Credential.objects.filter(provider=provider).exclude(status=Credential.Status.DISABLED).count()
 
 
-def upsert(provider: str, tokens: TokenSet, *, label: str = "") -> tuple[Credential, bool]:
-    """Save a login or an imported token file; an account seen before is updated, keeping its history."""
+class StaleTokensError(Exception):
+    """An imported token file is not newer than what ProxyHub holds; nothing was changed.
+
+    ``reason`` is safe to show: it names times, never a token.
+    """
+
+    def __init__(self, credential: Credential, reason: str) -> None:
+        super().__init__(reason)
+        self.credential = credential
+        self.reason = reason
+
+
+def upsert(provider: str, tokens: TokenSet, *, label: str = "", only_if_newer: bool = False) -> tuple[Credential, bool]:
+    """Save a login or an imported token file; an account seen before is updated, keeping its history.
+
+    With ``only_if_newer`` (token files), a known account whose stored tokens are
+    as new or newer is left alone and StaleTokensError is raised (credentials.freshness).
+    """
     match = Q(provider=provider)
     if tokens.account_id:
         match &= Q(account_id=tokens.account_id)
@@ -110,6 +127,8 @@ def upsert(provider: str, tokens: TokenSet, *, label: str = "") -> tuple[Credent
     with transaction.atomic():
         credential = Credential.objects.select_for_update().filter(match).first()
         created = credential is None
+        if credential is not None and only_if_newer and (stale := freshness.compare(credential, tokens)):
+            raise StaleTokensError(credential, stale.reason)
         credential = credential or Credential(provider=provider)
         credential.apply_tokens(tokens)
         credential.label = label or credential.label or tokens.email

@@ -96,7 +96,7 @@ def upload(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> HttpRespon
     """Import token files; one result line per file, never quoting its contents."""
     _require_add_permission(request, model_admin)
     form = UploadForm(request.POST or None, request.FILES or None)
-    results: list[tuple[bool, str]] = []
+    results: list[tuple[str, str]] = []  # (message level: success / warning / error, line)
     if request.method == "POST" and form.is_valid():
         for uploaded in form.cleaned_data["files"]:
             results.append(_import_one(uploaded, form.cleaned_data["label"]))
@@ -106,13 +106,15 @@ def upload(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> HttpRespon
     ))
 
 
-def _import_one(uploaded: Any, label: str) -> tuple[bool, str]:
+def _import_one(uploaded: Any, label: str) -> tuple[str, str]:
     name = uploaded.name
     if uploaded.size > connect.MAX_TOKEN_FILE_BYTES:
-        return False, f"{name}: not imported: larger than {connect.MAX_TOKEN_FILE_BYTES // 1024} KiB"
+        return "error", f"{name}: not imported: larger than {connect.MAX_TOKEN_FILE_BYTES // 1024} KiB"
     try:
         result = connect.import_token_file(uploaded.read(), label=label)
     except ImportFormatError as exc:
-        return False, f"{name}: not imported: {exc}"
+        return "error", f"{name}: not imported: {exc}"
+    if result.skipped:
+        return "warning", f"{name}: skipped, {connect.describe(result.credential)} kept its tokens: {result.skipped}."
     verb = "imported" if result.created else "updated"
-    return True, f"{name}: {verb} {connect.describe(result.credential)}"
+    return "success", f"{name}: {verb} {connect.describe(result.credential)}"

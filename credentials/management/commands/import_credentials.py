@@ -29,6 +29,10 @@ class Command(BaseCommand):
                 failures += 1
                 continue
             credential, provider = connected.credential, connected.credential.provider
+            if connected.skipped:
+                self.stdout.write(f"{path}: skipped, {provider} credential #{credential.pk} kept its tokens: "
+                                  f"{connected.skipped}")
+                continue
             verb = "imported" if connected.created else "updated"
             expiry = f", expires {credential.expires_at:%Y-%m-%d %H:%M} UTC" if credential.expires_at else ""
             self.stdout.write(f"{path}: {verb} {provider} credential #{credential.pk} "
