@@ -239,20 +239,19 @@ async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, 
 
 
 async def _reject(request: Request, send: Send, record: UsageRow, exc: Exception, started: float) -> None:
-    """Answer a refused request in the client's format; it still leaves a usage record."""
+    """Answer a refused request in the client's format; it still leaves a usage record (written first)."""
     if isinstance(exc, limits.LimitExceeded):
         status, code = 429, "rate_limit_exceeded"
         seconds = str(max(int(exc.retry_after + 0.999), 1))
-        await send_error(send, request.client_format, 429, f"{exc.message} Try again in {seconds} s.",
-                         code=code, headers={"retry-after": seconds})
+        message, headers = f"{exc.message} Try again in {seconds} s.", {"retry-after": seconds}
     else:
         assert isinstance(exc, Rejection)
-        status, code = exc.status, exc.code
-        await send_error(send, request.client_format, status, exc.message, code=code)
+        status, code, message, headers = exc.status, exc.code, exc.message, {}
     record.status_code, record.error_type = status, code
     record.outcome = Outcome.REJECTED
     record.duration_ms = int((time.monotonic() - started) * 1000)
     record_usage(record)
+    await send_error(send, request.client_format, status, message, code=code, headers=headers or None)
 
 
 async def _estimate_tokens(job: Job, send: Send) -> None:
@@ -260,9 +259,9 @@ async def _estimate_tokens(job: Job, send: Send) -> None:
     countable = {k: job.body.get(k) for k in ("system", "messages", "tools") if k in job.body}
     tokens = max(1, len(json.dumps(countable, ensure_ascii=False)) // 4)
     job.record.status_code = 200
-    await send_json(send, 200, {"input_tokens": tokens})
     job.record.duration_ms = int((time.monotonic() - job.started) * 1000)
-    record_usage(job.record)
+    record_usage(job.record)  # before the answer: a killed worker still has the row
+    await send_json(send, 200, {"input_tokens": tokens})
 
 
 async def _models(request: Request, receive: Receive, send: Send) -> None:

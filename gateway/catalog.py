@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections
 
 from credentials.models import Model
 
 TTL_SECONDS = 10.0
+STALE_RETRY_SECONDS = 5.0  # while the database is unreachable, the last good catalog serves this much longer
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,14 @@ async def _refresh() -> None:
     async with _lock:
         if time.monotonic() - _loaded_at < TTL_SECONDS:
             return
-        rows = await sync_to_async(_load)()
+        try:
+            rows = await sync_to_async(_load)()
+        except DatabaseError:
+            await sync_to_async(close_old_connections)()  # a broken connection must not outlive the outage
+            if not _entries:
+                raise
+            _loaded_at = time.monotonic() - TTL_SECONDS + STALE_RETRY_SECONDS
+            return
         by_name: dict[str, Entry] = {}
         for entry, aliases in rows:
             by_name[entry.name] = entry

@@ -10,12 +10,14 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 
 from accounts.models import ApiKey
 from accounts.services import authenticate_api_key, digest
 
 _cache: dict[str, tuple[ApiKey | None, float]] = {}
 _MAX_ENTRIES = 10000
+STALE_RETRY_SECONDS = 5.0  # while the database is unreachable, a known key is re-checked this often
 
 
 async def aauthenticate(raw_key: str) -> ApiKey | None:
@@ -27,7 +29,15 @@ async def aauthenticate(raw_key: str) -> ApiKey | None:
     now = time.monotonic()
     if hit is not None and hit[1] > now:
         return hit[0]
-    api_key = await sync_to_async(authenticate_api_key)(raw_key)
+    try:
+        api_key = await sync_to_async(authenticate_api_key)(raw_key)
+    except DatabaseError:
+        await sync_to_async(close_old_connections)()  # a broken connection must not outlive the outage
+        if hit is None:
+            raise
+        # The database is unreachable: keep serving a known key with its last good answer.
+        _cache[d] = (hit[0], now + STALE_RETRY_SECONDS)
+        return hit[0]
     if len(_cache) >= _MAX_ENTRIES:
         _cache.clear()
     _cache[d] = (api_key, now + settings.PROXYHUB_KEY_CACHE_SECONDS)

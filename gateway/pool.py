@@ -16,6 +16,7 @@ from typing import Sequence
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from credentials import services
@@ -90,7 +91,13 @@ async def _snapshot(provider: str) -> list[Credential]:
     if time.monotonic() - state.loaded_at >= SNAPSHOT_SECONDS:
         async with state.lock:
             if time.monotonic() - state.loaded_at >= SNAPSHOT_SECONDS:
-                state.credentials = await sync_to_async(services.usable)(provider)
+                try:
+                    state.credentials = await sync_to_async(services.usable)(provider)
+                except DatabaseError:
+                    await sync_to_async(close_old_connections)()  # never reuse a broken connection
+                    if not state.credentials:
+                        raise
+                    # The database is unreachable: the last good snapshot serves until the next try.
                 state.loaded_at = time.monotonic()
     return state.credentials
 

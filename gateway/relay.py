@@ -65,6 +65,7 @@ class Job:
     record: UsageRow
     started: float
     thinking: str = ""  # a thinking level given in the model name, e.g. "high" from "gpt-5.5(high)"
+    recorded: bool = False  # its usage row went to the writer (always before the answer's last byte)
 
 
 @dataclass
@@ -99,11 +100,9 @@ async def relay(job: Job, send: Send) -> None:
         opened, credential = await _open(job, upstream, body)
     except TranslationError as exc:
         await _fail(job, send, Failure(exc.status, exc.message), outcome=Outcome.REJECTED)
-        _finish_record(job, None)
         return
     except Failure as exc:
         await _fail(job, send, exc, outcome=Outcome.UPSTREAM_ERROR)
-        _finish_record(job, None)
         return
     job.record.credential_id = credential.pk
     meter = UsageMeter(upstream.upstream_format)
@@ -282,10 +281,11 @@ def _rejected(error: UpstreamError) -> Failure:
     return Failure(status, error.message, error_type=error.error_type if status != 400 or error.error_type else None)
 
 
-async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str) -> None:
+async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str, meter: UsageMeter | None = None) -> None:
     job.record.outcome = outcome
     job.record.status_code = failure.status
     job.record.error_type = (failure.error_type or "")[:64]
+    _finish_record(job, meter)
     anthropic = job.client_format == "anthropic"
     known_type = failure.error_type if anthropic and failure.error_type in ANTHROPIC_ERROR_TYPES else None
     await send_error(send, job.client_format, failure.status, failure.message, headers=failure.headers,
@@ -303,11 +303,13 @@ async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: Us
         obj = json.loads(raw)
         meter.body(obj)
         job.record.status_code = 200
-        if route.response is None:
+        payload = None if route.response is None else route.response(obj, job.body, job.entry.name)
+        _mark_first_byte(job)
+        _finish_record(job, meter)
+        if payload is None:
             await send_bytes(send, 200, raw, headers=headers)
         else:
-            await send_json(send, 200, route.response(obj, job.body, job.entry.name), headers=headers)
-        _mark_first_byte(job)
+            await send_json(send, 200, payload, headers=headers)
 
 
 async def _aggregate(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter,
@@ -324,12 +326,14 @@ async def _aggregate(job: Job, send: Send, route: Route, opened: Opened, meter: 
     try:
         result = aggregator.result()
     except UpstreamStreamError as exc:
-        await _fail(job, send, Failure(exc.status, exc.message, error_type=exc.code), outcome=Outcome.UPSTREAM_ERROR)
+        await _fail(job, send, Failure(exc.status, exc.message, error_type=exc.code), outcome=Outcome.UPSTREAM_ERROR,
+                    meter=meter)
         return
     obj = result if route.response is None else route.response(result, job.body, job.entry.name)
     job.record.status_code = 200
-    await send_json(send, 200, obj, headers=headers)
     _mark_first_byte(job)
+    _finish_record(job, meter)
+    await send_json(send, 200, obj, headers=headers)
 
 
 async def _relay_stream(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter,
@@ -361,6 +365,7 @@ async def _relay_stream(job: Job, send: Send, route: Route, opened: Opened, mete
     if meter.error_type:
         job.record.outcome = Outcome.UPSTREAM_ERROR
         job.record.error_type = meter.error_type[:64]
+    _finish_record(job, meter)  # journaled before the last byte: a killed worker still has the row
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
@@ -413,6 +418,10 @@ def _mark_first_byte(job: Job) -> None:
 
 
 def _finish_record(job: Job, meter: UsageMeter | None) -> None:
+    """Fill in the row's tokens and duration and hand it to the writer, once per request."""
+    if job.recorded:
+        return
+    job.recorded = True
     record = job.record
     if meter is not None:
         record.input_tokens = meter.usage.input

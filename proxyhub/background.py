@@ -14,6 +14,12 @@ def start_once() -> None:
     if loop in _started:
         return
     _started.add(loop)
+    from gateway.usage.retention import run_retention
+    from gateway.usage.writer import run_replayer
+
+    # Replays the usage journal segments of workers that died (at start, then periodically).
+    _tasks.append(loop.create_task(run_replayer()))
+    _tasks.append(loop.create_task(run_retention()))
     if settings.PROXYHUB_BACKGROUND_REFRESH:
         from credentials.refresh import run_refresher
 

@@ -177,6 +177,13 @@ PROXYHUB_POOL_MAX_UTILIZATION = env.float("PROXYHUB_POOL_MAX_UTILIZATION", defau
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
 # Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
 PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
+# Usage journal: every usage row is appended here before the answer's last byte (a killed worker loses
+# none) and waits here while the database is unreachable. Local to the host, shared by its workers;
+# a relative path is under the project. Empty: no journal (rows wait in memory only).
+PROXYHUB_JOURNAL_DIR = env("PROXYHUB_JOURNAL_DIR", default="data/journal")
+PROXYHUB_JOURNAL_MAX_BYTES = env.int("PROXYHUB_JOURNAL_MAX_BYTES", default=1024 ** 3)
+# Raw usage rows older than this are deleted daily (the hourly and daily rollups are kept); unset keeps all.
+PROXYHUB_USAGE_RETENTION_DAYS = env.int("PROXYHUB_USAGE_RETENTION_DAYS", default=None)
 # prometheus_client's multiprocess mode (gateway/usage/metrics.py) needs a directory shared by a host's workers,
 # named before prometheus_client is imported. scripts/start makes one per run; a process started otherwise, or
 # one that inherited another process's private directory, gets a private one: metrics of its own.

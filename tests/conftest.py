@@ -142,7 +142,7 @@ def _drain_usage() -> None:
     while in_flight() or not usage.idle():
         if time.monotonic() > deadline:
             # Left behind, they would be counted by the next test: fail here instead.
-            usage._pending.clear()
+            usage.discard()
             pytest.fail(f"the gateway did not settle: {in_flight()} requests in flight, usage writer idle={usage.idle()}")
         time.sleep(0.05)
 

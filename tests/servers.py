@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,9 +52,16 @@ def session_database_url() -> str:
 
 
 class Server:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, process: subprocess.Popen[bytes] | None = None) -> None:
         self.url = url
         self.output = ""  # everything the process printed, once it stopped
+        self.process = process
+
+    def kill(self) -> None:
+        """SIGKILL the server at once: no shutdown handler, no atexit, no flush."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
 
 
 @contextmanager
@@ -72,7 +81,7 @@ def daphne(env: dict[str, str]) -> Iterator[Server]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("daphne did not start:\n" + process.communicate()[0].decode()) from None
                 time.sleep(0.1)
-        server = Server(base)
+        server = Server(base, process)
         yield server
     finally:
         process.terminate()
@@ -82,3 +91,70 @@ def daphne(env: dict[str, str]) -> Iterator[Server]:
             process.kill()
             out = process.communicate()[0]
     server.output = out.decode(errors="replace")
+
+
+class TcpForwarder:
+    """A loopback TCP forwarder to ``target`` that a test can cut (refusing and dropping every connection,
+    as an unreachable database does) and restore on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> TcpForwarder:
+        self.restore()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            sockets, self._open = list(self._open), set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self._lock:
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            source.close()  # each socket is closed by the thread reading it
