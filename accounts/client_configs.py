@@ -55,12 +55,28 @@ def claude_code_env(base_url: str, models: Iterable[ModelInfo], api_key: str | N
     return "\n".join(lines) + "\n"
 
 
+def codex_model(models: Iterable[ModelInfo]) -> str | None:
+    """The model Codex CLI starts with: a GPT model the key may use, else one of its Claude models
+    (ProxyHub translates Codex's Responses requests for Claude), else None (the key allows none)."""
+    listed = list(models)
+    gpt = [m.name for m in listed if m.provider == "codex"]
+    if gpt:
+        return gpt[0]
+    claude = [m.name for m in listed if m.provider == "claude"]
+    if claude:
+        return max((n for n in claude if "sonnet" in n), default=claude[0])
+    return None
+
+
 def codex_config(base_url: str, models: Iterable[ModelInfo]) -> str:
-    """``~/.codex/config.toml``; the key goes in the PROXYHUB_API_KEY environment variable."""
-    gpt = [m.name for m in models if m.provider == "codex"]
-    model = gpt[0] if gpt else "gpt-5.5"
+    """``~/.codex/config.toml``; the key goes in the PROXYHUB_API_KEY environment variable.
+
+    Only ever names a model the key may use: a claude-only key gets a Claude model.
+    """
+    model = codex_model(models)
+    first = f'model = "{model}"\n' if model else "# This key may use no enabled model: ask your ProxyHub admin.\n"
     return (
-        f'model = "{model}"\n'
+        first +
         'model_provider = "proxyhub"\n'
         'model_reasoning_effort = "medium"\n\n'
         "[model_providers.proxyhub]\n"
