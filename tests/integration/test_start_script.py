@@ -31,9 +31,9 @@ def start_script(tmp_path: Path, **extra: str) -> Iterator[Started]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "SECRET_KEY": "start-test",
            "PROXYHUB_PORT": str(port), "PROXYHUB_BACKGROUND_REFRESH": "false",
-           "PROXYHUB_JOURNAL_DIR": str(tmp_path / "journal"), **extra}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the script sets up its own
-    env.pop("PROXYHUB_METRICS_DIR_PID", None)
+           "PROXYHUB_JOURNAL_DIR": str(tmp_path / "journal"), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+           **extra}
+    env.pop("PROXYHUB_METRICS_DIR_PID", None)  # this test process's; the server's workers share the one above
     process = subprocess.Popen([str(ROOT / "scripts" / "start")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     started = Started(process, port)
