@@ -20,6 +20,7 @@ from django.urls import re_path  # noqa: E402
 
 from gateway.app import gateway_application, websocket_refusal  # noqa: E402
 from gateway import daphne_compat  # noqa: E402
+from proxyhub import drain  # noqa: E402
 from proxyhub.background import start_once  # noqa: E402
 
 daphne_compat.install()
@@ -40,5 +41,12 @@ router = ProtocolTypeRouter(
 
 
 async def application(scope: dict, receive: Any, send: Any) -> None:
-    start_once()
-    await router(scope, receive, send)
+    kind = scope["type"]
+    if kind == "lifespan":  # uvicorn: startup, and the flush at shutdown (proxyhub/drain.py)
+        await drain.lifespan(receive, send, start_once)
+        return
+    start_once()  # before the request's id is set, so the background tasks carry none
+    if kind == "http":
+        await drain.serve(router, scope, receive, send)  # counted in flight, refused while daphne drains
+    else:
+        await router(scope, receive, send)

@@ -5,8 +5,19 @@ import asyncio
 
 from django.conf import settings
 
+from proxyhub import drain
+
 _started: set[asyncio.AbstractEventLoop] = set()
 _tasks: list[asyncio.Task[None]] = []
+
+
+async def _sample_usage_backlog() -> None:
+    """Keep this worker's usage-backlog gauges current: /metrics reads every worker's from its file."""
+    from gateway.usage import metrics, writer
+
+    while True:
+        metrics.set_usage_backlog(writer.waiting_rows(), writer.dropped_rows())
+        await asyncio.sleep(1.0)
 
 
 def start_once() -> None:
@@ -14,6 +25,8 @@ def start_once() -> None:
     if loop in _started:
         return
     _started.add(loop)
+    drain.install()  # daphne: SIGTERM drains instead of cancelling every stream
+    _tasks.append(loop.create_task(_sample_usage_backlog()))
     from gateway.usage.retention import run_retention
     from gateway.usage.writer import run_replayer
 

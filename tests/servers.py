@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -91,6 +92,45 @@ def daphne(env: dict[str, str]) -> Iterator[Server]:
             process.kill()
             out = process.communicate()[0]
     server.output = out.decode(errors="replace")
+
+
+class Served:
+    """A server process started by deploy/serve, the production command; output is read once it stopped."""
+
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.url, self.process, self.log = url, process, log
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def deploy_serve(env: dict[str, str], server: str = "uvicorn", workers: int = 1) -> Iterator[Served]:
+    """deploy/serve with PROXYHUB_SERVER=server; killed afterwards if the test did not stop it."""
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="proxyhub-serve-")) / "output.log"
+    env = {**env, "PROXYHUB_SERVER": server, "PROXYHUB_WORKERS": str(workers), "PROXYHUB_PORT": str(port),
+           "PROXYHUB_HOST": "127.0.0.1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(ROOT / "deploy" / "serve")], env=env, cwd=ROOT, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    served = Served(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(served.url + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{server} did not start:\n" + served.output) from None
+                time.sleep(0.1)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 class TcpForwarder:
