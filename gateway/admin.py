@@ -1,18 +1,100 @@
-"""Usage records: read-only, newest first."""
+"""Usage records (read-only, newest first, fast at millions of rows) and the credentials page with 24 h usage."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
+from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.http import HttpRequest
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import BigIntegerField, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 
+from accounts.models import ApiKey
 from credentials.admin import CredentialAdmin
-from credentials.models import Credential
+from credentials.models import Credential, Provider
+from gateway.models import UsageRecord, UsageRollup
 from gateway.probe import probe
+from gateway.usage.reports import csv_lines
+from gateway.usage.views import admin_params, stream_csv
 
-from gateway.models import UsageRecord
+# Counting stops here: a filtered list of more rows shows this many (1,000 pages of 100).
+COUNT_CAP = 100_000
+EXPORT_COLUMNS = ("created_at", "request_id", "key_prefix", "user__username", "provider", "credential_id",
+                  "endpoint", "requested_model", "upstream_model", "stream", "status_code", "outcome",
+                  "error_type", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
+                  "reasoning_tokens", "attempts", "duration_ms", "ttfb_ms")
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator that never counts a whole big table, and fetches a page by ids first.
+
+    COUNT(*) over a million records took seconds (issue 7): the count stops at
+    COUNT_CAP, and an unfiltered list past it shows the table's estimated size.
+    A page reads its ids with OFFSET over the ordering index only, then loads
+    those rows, so a deep page does not read the rows it skips.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        counted = qs.order_by()[:COUNT_CAP].count()
+        if counted < COUNT_CAP or qs.query.where:
+            return counted
+        return max(counted, estimated_rows(UsageRecord._meta.db_table))
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom:bottom + self.per_page])
+        return self._get_page(self.object_list.filter(pk__in=ids), number, self)
+
+
+def estimated_rows(table: str) -> int:
+    """The planner's row estimate on Postgres; the id span elsewhere (exact until rows are pruned)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+            row = cursor.fetchone()
+            if row and row[0] > 0:
+                return int(row[0])
+        cursor.execute(f"SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {connection.ops.quote_name(table)}")
+        return int(cursor.fetchone()[0])
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    """Fixed choices: the default filter would scan the table for its distinct values."""
+
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(v), str(label)) for v, label in Provider.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+        return queryset.filter(provider=self.value()) if self.value() else queryset
+
+
+class CreatedFilter(admin.SimpleListFilter):
+    """Recent periods over the created_at index, instead of date_hierarchy's DISTINCT dates over every row."""
+
+    title = "created"
+    parameter_name = "within"
+    PERIODS = {"1h": ("Last hour", timedelta(hours=1)), "24h": ("Last 24 hours", timedelta(hours=24)),
+               "7d": ("Last 7 days", timedelta(days=7)), "30d": ("Last 30 days", timedelta(days=30)),
+               "90d": ("Last 90 days", timedelta(days=90))}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(k, label) for k, (label, _span) in self.PERIODS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+        if self.value() not in self.PERIODS:
+            return queryset
+        return queryset.filter(created_at__gte=timezone.now() - self.PERIODS[str(self.value())][1])
 
 
 @admin.register(UsageRecord)
@@ -20,10 +102,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_display = ("created_at", "key_prefix", "user", "requested_model", "endpoint", "stream", "status_code",
                     "outcome", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
                     "duration_ms", "ttfb_ms")
-    list_filter = ("outcome", "provider", "endpoint", "stream")
+    list_filter = (CreatedFilter, "outcome", ProviderFilter, "stream")
     list_select_related = ("user",)
-    search_fields = ("key_prefix", "requested_model", "user__username")
-    date_hierarchy = "created_at"
+    # Exact matches only (see get_search_results): a substring search reads every row.
+    search_fields = ("request_id",)
+    search_help_text = "A request id, a key prefix or a model name, exactly."
+    # The created_at index serves this order; the id breaks ties the way the admin wants a total order.
+    ordering = ("-created_at", "-id")
+    paginator = CappedCountPaginator
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -32,24 +118,55 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[UsageRecord],
+                           search_term: str) -> tuple[QuerySet[UsageRecord], bool]:
+        """Records whose request id, key prefix or model (with or without a level) is the term: indexed lookups."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        keys = list(ApiKey.objects.filter(prefix=term).values_list("pk", flat=True))
+        match = Q(request_id=term) | Q(requested_model=term)
+        if keys:
+            match |= Q(api_key_id__in=keys)
+        return queryset.filter(match), False
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path("export/", self.admin_site.admin_view(self.export_view), name="gateway_usagerecord_export")
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """The records of the usage report's range (and key) as CSV, oldest first, streamed."""
+        params = admin_params(request)
+        qs = UsageRecord.objects.filter(params.span.record_filter())
+        if params.api_key is not None:
+            qs = qs.filter(api_key_id=params.api_key.pk)
+        rows = qs.order_by("created_at", "id").values_list(*EXPORT_COLUMNS).iterator(chunk_size=2000)
+        header = [c.replace("user__username", "user") for c in EXPORT_COLUMNS]
+        return stream_csv(request, csv_lines(rows, header), f"proxyhub-usage-records-{params.slug()}.csv")
+
 
 class CredentialStatusAdmin(CredentialAdmin):
     """The credentials page with usage of the last 24 hours and a "test" action.
 
-    Defined here because it reads usage records and calls the upstream, which
-    the credentials app must not import.
+    Defined here because it reads usage and calls the upstream, which the
+    credentials app must not import.
     """
 
     list_display = (*CredentialAdmin.list_display[:-2], "requests_24h", "tokens_24h", *CredentialAdmin.list_display[-2:])
     actions = (*CredentialAdmin.actions, "test_request")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:
-        since = timezone.now() - timedelta(hours=24)
-        recent = Q(usagerecord__created_at__gte=since)
-        tokens = (F("usagerecord__input_tokens") + F("usagerecord__output_tokens")
-                  + F("usagerecord__cache_read_tokens") + F("usagerecord__cache_write_tokens"))
+        # The hour rollups of this hour and the 23 before: a few thousand rows, not a day of records.
+        since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+        recent = (UsageRollup.objects.filter(span=UsageRollup.Span.HOUR, bucket__gte=since,
+                                             credential_id=OuterRef("pk"))
+                  .order_by().values("credential_id"))
+        tokens = F("input_tokens") + F("output_tokens") + F("cache_read_tokens") + F("cache_write_tokens")
         return super().get_queryset(request).annotate(
-            requests_24h=Count("usagerecord", filter=recent), tokens_24h=Sum(tokens, filter=recent))
+            requests_24h=Coalesce(Subquery(recent.annotate(n=Sum("requests")).values("n"),
+                                           output_field=BigIntegerField()), 0),
+            tokens_24h=Coalesce(Subquery(recent.annotate(n=Sum(tokens)).values("n"),
+                                         output_field=BigIntegerField()), 0))
 
     @admin.display(description="requests 24 h", ordering="requests_24h")
     def requests_24h(self, obj: Credential) -> int:

@@ -1,98 +1,203 @@
-"""Usage totals grouped by key, user, model or day, plus the report pages' chart and CSV.
+"""Usage totals grouped by key, user, model, day, credential or provider, plus the pages' chart and CSV.
 
-Every function here is one or two aggregate queries over UsageRecord, whatever
-the number of keys, users or days: the pages and the usage_report command call
-them and never loop over records.
+Every report reads UsageRollup, never UsageRecord: a range is cut into whole
+UTC days (day rollups) and the hours at its ends (hour rollups), so any
+hour-aligned range is exact and a 90-day report sums about a hundred
+thousand rollup rows instead of a million records (issue 7). The pages and
+the usage_report command call these functions and never loop over records.
 
 Each row also carries an estimated cost: its tokens priced per model with the
 list prices an admin keeps in the model catalog (None when none of the row's
-models has prices). Rows are summed per (group, model) in SQL and priced here.
+models has prices). Rollups are summed per (group, model) in SQL and priced
+here; a ``model(level)`` name is rolled up with its model, so it is priced
+and grouped as that model.
 """
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from credentials.models import Model
-from gateway.models import UsageRecord
+from credentials.models import Credential, Model
+from gateway.usage.models import UsageRollup
 
-GROUPS = {
-    "key": ("key_prefix", "api_key__name", "user__username"),
-    "user": ("user__username",),
-    "model": ("requested_model",),
-    "day": ("day",),
+# Report group -> the rollup columns it groups by, and the columns it shows.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "key": ("api_key_id", "key_prefix", "user_id"),
+    "user": ("user_id",),
+    "model": ("model",),
+    "day": ("bucket",),
+    "credential": ("credential_id",),
+    "provider": ("provider",),
 }
-RENAMES = {"api_key__name": "key_name", "user__username": "user", "requested_model": "model"}
+SHOWN: dict[str, tuple[str, ...]] = {
+    "key": ("key_prefix", "key_name", "user"),
+    "user": ("user",),
+    "model": ("model",),
+    "day": ("day",),
+    "credential": ("credential",),
+    "provider": ("provider",),
+}
 TOTALS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+SUMS = ("requests", *TOTALS)
 COST = "estimated_cost_usd"
 MILLION = Decimal(1_000_000)
 # The report pages' periods, in the order they are offered.
-PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
+           "90d": timedelta(days=90)}
+UTC = dt_timezone.utc
 
 
-def usage_totals(by: str, since: Any = None) -> list[dict[str, Any]]:
-    """One dict per group: the group's fields plus requests and token sums."""
-    return totals(by, since=since)
+@dataclass(frozen=True)
+class Range:
+    """[since, until) on hour boundaries; None is open (all time before, or up to now)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, since: datetime | None = None, until: datetime | None = None) -> Range:
+        """The hour-aligned range covering [since, until): since floored, until rounded up to the hour."""
+        return cls(_floor_hour(since) if since else None, _ceil_hour(until) if until else None)
+
+    @classmethod
+    def of_dates(cls, first: date, last: date) -> Range:
+        """Whole UTC days ``first`` to ``last``, both included."""
+        return cls(_midnight(first), _midnight(last + timedelta(days=1)))
+
+    def is_short(self, now: datetime | None = None) -> bool:
+        """Two days or less: charted per hour instead of per day."""
+        end = self.until or _ceil_hour(now or timezone.now())
+        return self.since is not None and end - self.since <= timedelta(days=2)
+
+    def rollup_filter(self) -> Q:
+        """Rollups that make up the range, each request counted once: whole days, then the edge hours."""
+        whole_from = _ceil_day(self.since) if self.since else None
+        whole_to = _floor_day(self.until) if self.until else None
+        if whole_from and whole_to and whole_from >= whole_to:
+            return _hours(self.since, self.until)
+        days = Q(span=UsageRollup.Span.DAY)
+        if whole_from:
+            days &= Q(bucket__gte=whole_from)
+        if whole_to:
+            days &= Q(bucket__lt=whole_to)
+        if self.since and whole_from and self.since < whole_from:
+            days |= _hours(self.since, whole_from)
+        if self.until and whole_to and whole_to < self.until:
+            days |= _hours(whole_to, self.until)
+        return days
+
+    def record_filter(self) -> Q:
+        """The same range over UsageRecord.created_at (raw exports and checks)."""
+        q = Q()
+        if self.since:
+            q &= Q(created_at__gte=self.since)
+        if self.until:
+            q &= Q(created_at__lt=self.until)
+        return q
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
-    """Where a PERIODS entry starts: 24 h back, or local midnight so "7d" is today and the six days before."""
+    """Where a PERIODS entry starts: "24h" is this hour and the 23 before; "7d" is today and the six days before."""
     now = now or timezone.now()
     span = PERIODS[period]
     if span < timedelta(days=1):
-        return now - span
-    first = timezone.localdate(now) - timedelta(days=span.days - 1)
-    return timezone.make_aware(datetime.combine(first, datetime.min.time()))
+        return _floor_hour(now) - span + timedelta(hours=1)
+    return _midnight(now.astimezone(UTC).date() - timedelta(days=span.days - 1))
+
+
+def period_range(period: str, now: datetime | None = None) -> Range:
+    return Range(period_start(period, now))
 
 
 def columns(by: str) -> list[str]:
     """The keys of a totals(by) row, in order (also the CSV header)."""
-    return [RENAMES.get(f, f) for f in GROUPS[by]] + ["requests", *TOTALS, COST]
+    return [*SHOWN[by], "requests", *TOTALS, COST]
 
 
-def records(*, since: datetime | None = None, user: AbstractBaseUser | None = None,
-            api_key: ApiKey | None = None) -> QuerySet[UsageRecord]:
-    """Usage records from ``since`` on, narrowed to one user and/or one key when given."""
-    qs = UsageRecord.objects.all()
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
+def usage_totals(by: str, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
+    """One dict per group over [since, until) (hour-aligned outwards): the group's fields, requests, tokens, cost."""
+    return totals(by, Range.of(since, until))
+
+
+@dataclass(frozen=True)
+class Report:
+    """A usage page's numbers: the table (one row per group), the chart's bars and the total line."""
+
+    rows: list[dict[str, Any]]
+    chart: list[dict[str, Any]]  # one per day, or per hour ("day" is then "YYYY-MM-DD HH:00")
+    total: dict[str, Any]
+    hourly: bool
+
+
+def report(by: str, span: Range, *, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None,
+           hourly: bool | None = None) -> Report:
+    """The table grouped ``by`` (a GROUPS key) and the chart of ``span``, from one or two queries over the rollups.
+
+    The chart is per hour for a short range (Range.is_short) unless ``hourly`` says otherwise.
+    """
+    hourly = span.is_short() if hourly is None else hourly
+    qs = rollups(span, user=user, api_key=api_key, hours_only=hourly)
+    per_bucket = _sums(qs, ("bucket", "model"))
+    prices = model_prices() if per_bucket else {}
+    label = _hour_label if hourly else _day_label
+    bars: dict[tuple[Any, ...], list[int]] = {}
+    for bucket, model, *sums in per_bucket:
+        _add(bars, (label(bucket), model), sums)
+    chart = _filled(_priced(bars, ("day",), prices), span, hourly)
+    if by in ("day", "model"):
+        # The chart's query already holds these groups: no second scan.
+        data = [(_day_label(bucket) if by == "day" else model, model, *sums) for bucket, model, *sums in per_bucket]
+        rows = _priced(_table(data), SHOWN[by], prices)
+    else:
+        rows = _named(by, _priced(_table(_sums(qs, (*GROUPS[by], "model"))), GROUPS[by], prices))
+    return Report(rows, chart, summed(rows), hourly)
+
+
+def rollups(span: Range, *, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None,
+            hours_only: bool = False) -> QuerySet[UsageRollup]:
+    """The rollups of ``span``, narrowed to one user and/or one key when given; hour rollups only if asked."""
+    qs = UsageRollup.objects.filter(_hours(span.since, span.until) if hours_only else span.rollup_filter())
     if user is not None:
-        qs = qs.filter(user=user)
+        qs = qs.filter(user_id=user.pk)
     if api_key is not None:
-        qs = qs.filter(api_key=api_key)
+        qs = qs.filter(api_key_id=api_key.pk)
     return qs
 
 
-def totals(by: str, *, since: datetime | None = None, user: AbstractBaseUser | None = None,
+def totals(by: str, span: Range | None = None, *, user: AbstractBaseUser | None = None,
            api_key: ApiKey | None = None) -> list[dict[str, Any]]:
-    """Like usage_totals(), narrowed to one user and/or key; ``by`` is a GROUPS key (KeyError otherwise)."""
-    return _grouped(records(since=since, user=user, api_key=api_key), GROUPS[by])
+    """Totals per group (``by`` is a GROUPS key; KeyError otherwise) over ``span`` (default: all time)."""
+    fields = GROUPS[by]
+    data = _sums(rollups(span or Range(), user=user, api_key=api_key), (*fields, "model"))
+    if by == "day":
+        data = [(_day_label(bucket), *rest) for bucket, *rest in data]
+    return _named(by, _priced(_table(data), SHOWN[by] if by == "day" else fields, model_prices() if data else {}))
 
 
-def day_model_totals(*, since: datetime | None = None, user: AbstractBaseUser | None = None,
+def day_model_totals(span: Range, *, user: AbstractBaseUser | None = None,
                      api_key: ApiKey | None = None) -> list[dict[str, Any]]:
     """One dict per (day, model), oldest day first: the self-service CSV export."""
-    return _grouped(records(since=since, user=user, api_key=api_key), ("day", "requested_model"))
+    data = _sums(rollups(span, user=user, api_key=api_key), ("bucket", "model"))
+    table: dict[tuple[Any, ...], list[int]] = {}
+    for bucket, model, *sums in data:
+        _add(table, (_day_label(bucket), model, model), sums)
+    return _priced(table, ("day", "model"), model_prices() if data else {})
 
 
 def daily_totals(*, since: datetime, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None,
                  until: datetime | None = None) -> list[dict[str, Any]]:
-    """One dict per calendar day from ``since`` to ``until`` (default now), days without usage as zeros."""
-    rows = {r["day"]: r for r in totals("day", since=since, user=user, api_key=api_key)}
-    first = timezone.localdate(since)
-    last = timezone.localdate(until or timezone.now())
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    return [rows.get(d.isoformat()) or _zero_day(d) for d in days]
+    """One dict per UTC day from ``since`` to ``until`` (default now), days without usage as zeros."""
+    return report("day", Range.of(since, until), user=user, api_key=api_key, hourly=False).chart
 
 
 def summed(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -142,14 +247,27 @@ def _or(value: Decimal | None, default: Decimal) -> Decimal:
     return default if value is None else value
 
 
+class _Line:
+    """A file-like object whose write() returns the line: csv.writer then yields text, not a buffer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterable[dict[str, Any]] | Iterable[tuple[Any, ...]], fields: Iterable[str]) -> Iterator[str]:
+    """CSV text one line at a time, header first: dict rows are read by ``fields``, tuples as they are."""
+    names = list(fields)
+    writer = csv.writer(_Line(), lineterminator="\n")
+    yield writer.writerow(names)
+    for row in rows:
+        values = [row.get(f) for f in names] if isinstance(row, dict) else row
+        yield writer.writerow(["" if v is None else v for v in values])
+
+
 def to_csv(rows: list[dict[str, Any]], fields: Iterable[str] | None = None) -> str:
     """CSV text with a header line; ``fields`` defaults to the first row's keys."""
     names = list(fields) if fields is not None else (list(rows[0]) if rows else [])
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return "".join(csv_lines(rows, names))
 
 
 @dataclass(frozen=True)
@@ -174,7 +292,7 @@ class BarChart:
 
 
 def day_chart(days: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> BarChart:
-    """Bars of total tokens per day (input + cache + output), scaled to the busiest day."""
+    """Bars of total tokens per day or hour (input + cache + output), scaled to the busiest one."""
     values = [_tokens(d) for d in days]
     peak = max(values, default=0)
     slot = width / max(len(days), 1)
@@ -188,45 +306,154 @@ def day_chart(days: list[dict[str, Any]], *, width: int = 720, height: int = 160
     return BarChart(width, height, bars, peak, days[0]["day"] if days else "", days[-1]["day"] if days else "")
 
 
-def _grouped(qs: QuerySet[UsageRecord], fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    if "day" in fields:
-        qs = qs.annotate(day=TruncDate("created_at"))
-    # Summed per model as well, so each part is priced with its own model's prices.
-    per_model = tuple(f for f in ("upstream_model", "requested_model") if f not in fields)
-    rows = (qs.values(*fields, *per_model).annotate(requests=Count("id"), **{f"sum_{t}": Sum(t) for t in TOTALS})
-            .order_by(*fields))
-    prices = model_prices() if rows else {}
+def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """(*columns, *SUMS) per distinct ``columns``: the one aggregate query behind every report."""
+    named = {f"sum_{f}": Sum(f) for f in SUMS}
+    return list(qs.values(*columns).annotate(**named).order_by().values_list(*columns, *named))
+
+
+def _table(data: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]:
+    """{(*group, model): SUMS} from rows of (*group, model, *SUMS), summing rows with the same key."""
+    table: dict[tuple[Any, ...], list[int]] = {}
+    for row in data:
+        _add(table, row[:-len(SUMS)], row[-len(SUMS):])
+    return table
+
+
+def _add(into: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], sums: Iterable[Any]) -> None:
+    total = into.get(key)
+    if total is None:
+        into[key] = [v or 0 for v in sums]
+    else:
+        for i, v in enumerate(sums):
+            total[i] += v or 0
+
+
+def _priced(table: dict[tuple[Any, ...], list[int]], names: tuple[str, ...],
+            prices: dict[str, Prices]) -> list[dict[str, Any]]:
+    """Rows from {(*group, model): SUMS}: summed per group, each model's part priced, sorted by group."""
     result: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        key = tuple(row[f] for f in fields)
-        out = result.get(key)
+    for key, sums in table.items():
+        group, model = key[:-1], key[-1]
+        out = result.get(group)
         if out is None:
-            out = {RENAMES.get(f, f): row[f] for f in fields}
-            if "day" in fields:
-                out["day"] = row["day"].isoformat() if row["day"] else None
-            out.update({"requests": 0, **dict.fromkeys(TOTALS, 0), COST: None})
-            result[key] = out
-        tokens = {t: row[f"sum_{t}"] or 0 for t in TOTALS}
-        out["requests"] += row["requests"]
-        for t in TOTALS:
-            out[t] += tokens[t]
-        priced = prices.get(row["upstream_model"]) or prices.get(_base_name(row["requested_model"]))
+            out = result[group] = {**dict(zip(names, group)), **dict.fromkeys(SUMS, 0), COST: None}
+        for name, value in zip(SUMS, sums):
+            out[name] += value
+        priced = prices.get(model)
         if priced is not None:
-            out[COST] = (out[COST] or Decimal(0)) + priced.cost(tokens)
+            out[COST] = (out[COST] or Decimal(0)) + priced.cost(dict(zip(SUMS, sums)))
     for out in result.values():
         if out[COST] is not None:
             out[COST] = float(round(out[COST], 6))
-    return list(result.values())
+    return [result[k] for k in sorted(result, key=lambda k: tuple(_sortable(v) for v in k))]
 
 
-def _base_name(requested: str) -> str:
-    """``gpt-5.5(high)`` -> ``gpt-5.5``: a thinking suffix is not part of the model's name."""
-    return requested.split("(", 1)[0]
+def _filled(rows: list[dict[str, Any]], span: Range, hourly: bool) -> list[dict[str, Any]]:
+    """Chart rows for every day (or hour) of ``span``, zeros where nothing was used."""
+    by_label = {r["day"]: r for r in rows}
+    end = span.until or _ceil_hour(timezone.now())
+    start = span.since or (_floor_day(_parse_label(min(by_label))) if by_label else _floor_day(end))
+    if hourly:
+        labels = [_hour_label(start + timedelta(hours=n)) for n in range(int((end - start).total_seconds() // 3600))]
+    else:
+        first, last = start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
+        labels = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    return [by_label.get(label) or _zero("day", label) for label in labels]
 
 
-def _zero_day(day: date) -> dict[str, Any]:
-    return {"day": day.isoformat(), "requests": 0, **dict.fromkeys(TOTALS, 0), COST: None}
+def _parse_label(label: str) -> datetime:
+    return datetime.fromisoformat(label[:10]).replace(tzinfo=UTC)
+
+
+def _named(by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose ids are replaced by names (one query per kind of id), in SHOWN[by] order."""
+    users: dict[int, str] = {}
+    if by in ("key", "user"):
+        ids = {r["user_id"] for r in rows} - {0}
+        users = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+    if by == "key":
+        ids = {r["api_key_id"] for r in rows} - {0}
+        names = dict(ApiKey.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+        out = [{"key_prefix": r["key_prefix"], "key_name": names.get(r["api_key_id"], ""),
+                "user": users.get(r["user_id"]), **_numbers(r)} for r in rows]
+        return _merged(out, SHOWN["key"])
+    if by == "user":
+        return _merged([{"user": users.get(r["user_id"]), **_numbers(r)} for r in rows], SHOWN["user"])
+    if by == "credential":
+        ids = {r["credential_id"] for r in rows} - {0}
+        labels = {c.pk: str(c) for c in Credential.objects.filter(pk__in=ids)} if ids else {}
+        return _merged([{"credential": labels.get(r["credential_id"], f"deleted #{r['credential_id']}")
+                         if r["credential_id"] else None, **_numbers(r)} for r in rows], SHOWN["credential"])
+    return rows
+
+
+def _merged(rows: list[dict[str, Any]], shown: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows with the same shown values (two deleted keys' users, say) summed into one, sorted."""
+    result: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[f] for f in shown)
+        out = result.get(key)
+        if out is None:
+            result[key] = dict(row)
+            continue
+        for f in ("requests", *TOTALS):
+            out[f] += row[f]
+        if row[COST] is not None:
+            out[COST] = round((out[COST] or 0) + row[COST], 6)
+    return sorted(result.values(), key=lambda r: tuple(_sortable(r[f]) for f in shown))
+
+
+def _numbers(row: dict[str, Any]) -> dict[str, Any]:
+    return {f: row[f] for f in ("requests", *TOTALS, COST)}
+
+
+def _sortable(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value if value is not None else 0)
+
+
+def _zero(label_field: str, label: str) -> dict[str, Any]:
+    return {label_field: label, "requests": 0, **dict.fromkeys(TOTALS, 0), COST: None}
 
 
 def _tokens(row: dict[str, Any]) -> int:
     return sum(row[t] for t in TOTALS)
+
+
+def _hours(since: datetime | None, until: datetime | None) -> Q:
+    q = Q(span=UsageRollup.Span.HOUR)
+    if since:
+        q &= Q(bucket__gte=since)
+    if until:
+        q &= Q(bucket__lt=until)
+    return q
+
+
+def _day_label(at: datetime) -> str:
+    return at.astimezone(UTC).date().isoformat()
+
+
+def _hour_label(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:00")
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(at: datetime) -> datetime:
+    floor = _floor_hour(at)
+    return floor if floor == at else floor + timedelta(hours=1)
+
+
+def _floor_day(at: datetime) -> datetime:
+    return _floor_hour(at).replace(hour=0)
+
+
+def _ceil_day(at: datetime) -> datetime:
+    floor = _floor_day(at)
+    return floor if floor == at else floor + timedelta(days=1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)

@@ -8,12 +8,17 @@ wrapped in admin_site.admin_view.
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, AsyncIterator, Iterable, Iterator
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
@@ -22,6 +27,8 @@ from accounts.models import ApiKey
 from gateway.usage import metrics, reports
 
 SELF_PERIOD = "30d"
+DEFAULT_PERIOD = "7d"
+CSV_LINES_PER_CHUNK = 500
 
 
 @require_GET
@@ -29,12 +36,12 @@ SELF_PERIOD = "30d"
 def my_usage(request: HttpRequest) -> HttpResponse:
     """The last 30 days of the user's own usage, per day and per model; ``?key=ID`` narrows to one own key."""
     api_key = _own_key(request)
-    since = reports.period_start(SELF_PERIOD)
-    days = reports.daily_totals(since=since, user=request.user, api_key=api_key)
+    span = reports.period_range(SELF_PERIOD)
+    usage = reports.report("model", span, user=request.user, api_key=api_key, hourly=False)
     return TemplateResponse(request, "accounts/usage.html", {
         "key": api_key, "keys": ApiKey.objects.filter(user=request.user).order_by("-created_at"),
-        "days": days, "models": reports.totals("model", since=since, user=request.user, api_key=api_key),
-        "total": reports.summed(days), "chart": reports.day_chart(days), "since": since,
+        "days": usage.chart, "models": usage.rows, "total": usage.total, "chart": reports.day_chart(usage.chart),
+        "since": span.since,
     })
 
 
@@ -43,32 +50,94 @@ def my_usage(request: HttpRequest) -> HttpResponse:
 def my_usage_csv(request: HttpRequest) -> HttpResponse:
     """The same 30 days as CSV, one line per day and model."""
     api_key = _own_key(request)
-    rows = reports.day_model_totals(since=reports.period_start(SELF_PERIOD), user=request.user, api_key=api_key)
+    rows = reports.day_model_totals(reports.period_range(SELF_PERIOD), user=request.user, api_key=api_key)
     fields = ["day", "model", "requests", *reports.TOTALS, reports.COST]
-    return _csv_response(reports.to_csv(rows, fields), "proxyhub-usage.csv")
+    return stream_csv(request, reports.csv_lines(rows, fields), "proxyhub-usage.csv")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """What the staff report shows: a group, a period (or custom dates), maybe one key."""
+
+    by: str
+    period: str
+    span: reports.Range
+    first: date | None = None  # custom range, both days included
+    last: date | None = None
+    api_key: ApiKey | None = None
+
+    def query(self) -> str:
+        """The query string that shows these parameters again (links, CSV)."""
+        return f"by={self.by}&{self.rest()}"
+
+    def rest(self) -> str:
+        """The query string without the group (the group links add their own)."""
+        parts = [f"period={self.period}"]
+        if self.first and self.last:
+            parts += [f"from={self.first.isoformat()}", f"to={self.last.isoformat()}"]
+        if self.api_key:
+            parts.append(f"key={self.api_key.pk}")
+        return "&".join(parts)
+
+    def slug(self) -> str:
+        return f"{self.first}-{self.last}" if self.first and self.last else self.period
 
 
 @require_GET
 def admin_usage(request: HttpRequest) -> HttpResponse:
-    """Staff report: totals by key, user, model or day over 24 h / 7 d / 30 d, optionally for one key."""
-    by, period, api_key = _admin_params(request)
-    since = reports.period_start(period)
-    rows = reports.totals(by, since=since, api_key=api_key)
-    days = reports.daily_totals(since=since, api_key=api_key)
-    cols = reports.columns(by)
+    """Staff report: totals by key, user, model, day, credential or provider over a period or dates."""
+    params = admin_params(request)
+    usage = reports.report(params.by, params.span, api_key=params.api_key)
+    cols = reports.columns(params.by)
     return TemplateResponse(request, "accounts/admin_usage.html", {
-        **admin.site.each_context(request), "title": "Usage",
-        "by": by, "period": period, "key": api_key, "groups": list(reports.GROUPS), "periods": list(reports.PERIODS),
-        "columns": cols, "table": [[row[c] for c in cols] for row in rows], "cost_column": reports.COST,
-        "total": reports.summed(rows), "chart": reports.day_chart(days), "since": since,
+        **admin.site.each_context(request), "title": "Usage", "params": params,
+        "by": params.by, "period": params.period, "key": params.api_key, "groups": list(reports.GROUPS),
+        "periods": list(reports.PERIODS), "first": params.first, "last": params.last,
+        "columns": cols, "table": [[row[c] for c in cols] for row in usage.rows], "cost_column": reports.COST,
+        "total": usage.total, "chart": reports.day_chart(usage.chart), "since": params.span.since,
+        "until": params.span.until, "hourly": usage.hourly,
     })
 
 
 @require_GET
 def admin_usage_csv(request: HttpRequest) -> HttpResponse:
-    by, period, api_key = _admin_params(request)
-    rows = reports.totals(by, since=reports.period_start(period), api_key=api_key)
-    return _csv_response(reports.to_csv(rows, reports.columns(by)), f"proxyhub-usage-{by}-{period}.csv")
+    """The report's table as CSV, streamed."""
+    params = admin_params(request)
+    rows = reports.totals(params.by, params.span, api_key=params.api_key)
+    return stream_csv(request, reports.csv_lines(rows, reports.columns(params.by)),
+                      f"proxyhub-usage-{params.by}-{params.slug()}.csv")
+
+
+def stream_csv(request: HttpRequest, lines: Iterable[str], filename: str) -> StreamingHttpResponse:
+    """A CSV download sent as it is produced, a few hundred lines per chunk.
+
+    Under ASGI the chunks come through an async iterator (each produced in the
+    sync thread, where a database cursor may live): Django would otherwise read
+    a sync iterator to the end before sending a byte.
+    """
+    chunks = _chunked(iter(lines))
+    content: Iterator[str] | AsyncIterator[str] = (
+        _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks)
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _chunked(lines: Iterator[str]) -> Iterator[str]:
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= CSV_LINES_PER_CHUNK:
+            yield "".join(batch)
+            batch = []
+    if batch:
+        yield "".join(batch)
+
+
+async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
+    take = sync_to_async(next)
+    while (chunk := await take(chunks, None)) is not None:
+        yield chunk
 
 
 def _own_key(request: HttpRequest) -> ApiKey | None:
@@ -78,21 +147,33 @@ def _own_key(request: HttpRequest) -> ApiKey | None:
     return get_object_or_404(ApiKey, pk=key_id if key_id.isdigit() else 0, user=request.user)
 
 
-def _admin_params(request: HttpRequest) -> tuple[str, str, ApiKey | None]:
-    """(group, period, key) from the query string; unknown values fall back to the defaults."""
+def admin_params(request: HttpRequest) -> ReportParams:
+    """The staff report's parameters from the query string; unknown values fall back to the defaults.
+
+    ``from``/``to`` (YYYY-MM-DD, UTC days, both included) make a custom range. Raises
+    PermissionDenied unless the user may view usage records.
+    """
     if not request.user.has_perm("gateway.view_usagerecord"):
         raise PermissionDenied
     by = request.GET.get("by", "key")
-    period = request.GET.get("period", "7d")
+    by = by if by in reports.GROUPS else "key"
     key_id = request.GET.get("key", "")
     api_key = get_object_or_404(ApiKey, pk=key_id) if key_id.isdigit() else None
-    return (by if by in reports.GROUPS else "key"), (period if period in reports.PERIODS else "7d"), api_key
+    first, last = _date(request.GET.get("from")), _date(request.GET.get("to"))
+    if first and last:
+        first, last = min(first, last), max(first, last)
+        return ReportParams(by, "custom", reports.Range.of_dates(first, last), first, last, api_key)
+    period = request.GET.get("period", DEFAULT_PERIOD)
+    period = period if period in reports.PERIODS else DEFAULT_PERIOD
+    return ReportParams(by, period, reports.period_range(period), api_key=api_key)
 
 
-def _csv_response(text: str, filename: str) -> HttpResponse:
-    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 @require_GET

@@ -56,12 +56,15 @@ def staff_client(db: None, django_user_model: Any) -> Client:
 
 @pytest.fixture
 def usage_factory(db: None) -> Callable[..., Any]:
-    from gateway.models import UsageRecord
+    """Write one usage row for a key through store.write_rows(), the gateway's write path (rollups included)."""
+    from gateway.usage.rows import UsageRow
+    from gateway.usage.store import write_rows
 
-    def make(api_key: Any, model: str = "claude-sonnet-4-6", *, at: datetime | None = None, **tokens: int) -> Any:
-        return UsageRecord.objects.create(
-            created_at=at or timezone.now(), api_key=api_key, user=api_key.user, key_prefix=api_key.prefix,
-            endpoint="messages", requested_model=model, **tokens)
+    def make(api_key: Any, model: str = "claude-sonnet-4-6", *, at: datetime | None = None, **fields: Any) -> Any:
+        row = UsageRow(created_at=at or timezone.now(), api_key_id=api_key.pk, user_id=api_key.user_id,
+                       key_prefix=api_key.prefix, endpoint="messages", requested_model=model, **fields)
+        write_rows([row])
+        return row
 
     return make
 
