@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from credentials import freshness
+from credentials import window_state
 from credentials.models import Credential
 from credentials.oauth import TokenSet
 
@@ -84,10 +85,19 @@ def start_cooldown(credential_id: int, until: datetime, reason: str) -> None:
 
 
 def note_success(credential_id: int, windows: dict | None) -> None:
-    fields: dict[str, object] = {"last_used_at": timezone.now()}
-    if windows:
-        fields["windows"] = windows
-    Credential.objects.filter(id=credential_id).update(**fields)
+    """Note a served request and merge the windows its headers reported into the stored ones.
+
+    Merged, not replaced: the usage-endpoint poll also stores windows headers never
+    carry (model-scoped weekly ones); the row lock keeps a concurrent poll's write.
+    """
+    now = timezone.now()
+    if not windows:
+        Credential.objects.filter(id=credential_id).update(last_used_at=now)
+        return
+    with transaction.atomic():
+        stored = Credential.objects.select_for_update().filter(id=credential_id).values_list("windows", flat=True)
+        merged = window_state.merge(stored.first(), windows)
+        Credential.objects.filter(id=credential_id).update(last_used_at=now, windows=merged)
 
 
 def usable(provider: str) -> list[Credential]:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from credentials import services
+from credentials import services, window_state
 from credentials.models import Credential
 
 SNAPSHOT_SECONDS = 2.0
@@ -39,10 +39,12 @@ class NoCredentialError(Exception):
 class Choice:
     """How to pick: the strategy, the rotation turn, an optional conversation key."""
 
-    strategy: str = "round-robin"  # round-robin | priority | sticky
+    strategy: str = "round-robin"  # round-robin | priority | sticky | headroom
     turn: int = 0
     conversation: str = ""
     prefer_soonest_reset: bool = False
+    # Read when the Choice is built, so every caller gets the setting without passing it.
+    max_utilization: float = field(default_factory=lambda: float(settings.PROXYHUB_POOL_MAX_UTILIZATION))
 
 
 def choose(candidates: Sequence[Credential], now: datetime, exclude: set[int], how: Choice) -> Credential | None:
@@ -51,12 +53,21 @@ def choose(candidates: Sequence[Credential], now: datetime, exclude: set[int], h
     ``priority`` fills the highest-priority account first. ``sticky`` keeps a
     conversation on one account (rendezvous hashing: the same answer in every
     process, and only that conversation's share moves when its account cools
-    down). ``prefer_soonest_reset`` spends the account whose window resets
-    soonest first, since its remaining quota is lost at the reset anyway.
+    down). ``headroom`` takes the account with the most room left in its
+    binding window (its fullest one). ``prefer_soonest_reset`` spends the
+    account whose window resets soonest first, since its remaining quota is
+    lost at the reset anyway. Whatever the strategy, an account past
+    ``max_utilization`` percent of a window is kept for when no other is ready.
     """
     usable = [c for c in candidates if c.pk not in exclude and c.is_usable(now)]
     if not usable:
         return None
+    moment = now.timestamp()
+    used = {c.pk: window_state.binding_percent(c.windows, moment) or 0.0 for c in usable}
+    usable = [c for c in usable if used[c.pk] <= how.max_utilization] or usable
+    if how.strategy == "headroom":
+        least = min(used[c.pk] for c in usable)
+        usable = [c for c in usable if used[c.pk] == least]
     if how.strategy == "priority":
         top = max(c.priority for c in usable)
         usable = [c for c in usable if c.priority == top]

@@ -38,3 +38,7 @@ def start_once() -> None:
 
         _tasks.append(loop.create_task(run_refresher(settings.PROXYHUB_REFRESH_INTERVAL,
                                                      settings.PROXYHUB_REFRESH_MARGIN)))
+    if settings.PROXYHUB_WINDOW_POLL_SECONDS > 0:
+        from credentials.windows import run_window_poller
+
+        _tasks.append(loop.create_task(run_window_poller(settings.PROXYHUB_WINDOW_POLL_SECONDS)))

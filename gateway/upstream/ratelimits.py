@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
+from credentials.window_state import window_name
+
 _UNIFIED = "anthropic-ratelimit-unified-"
 
 
@@ -63,7 +65,8 @@ def codex_windows(headers: Mapping[str, str]) -> dict[str, Any]:
             reset_at = now + after
         if reset_at is not None:
             entry["reset"] = reset_at
-        out["5h" if name == "primary" else "7d"] = entry
+        # Named by length, as the usage poll names them: a plan may have only a weekly primary window.
+        out[window_name(minutes) if minutes else ("5h" if name == "primary" else "7d")] = entry
     if headers.get("x-codex-plan-type"):
         out["plan"] = headers["x-codex-plan-type"]
     return out

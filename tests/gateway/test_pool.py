@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from credentials.models import Credential
@@ -76,3 +77,52 @@ def test_conversation_key_reads_claude_code_and_codex_sessions():
     assert conversation_key({"session_id": "codex-1"}, {}, "key") == "codex-1"
     assert conversation_key({}, {"prompt_cache_key": "pck"}, "key") == "pck"
     assert conversation_key({}, {"messages": []}, "key") == "key"
+
+
+def used(credential, five_hour, seven_day=0.0, five_hour_reset=None):
+    """Give a credential windows at these percents, stored as the headers and the poll store them."""
+    credential.windows = {"5h": {"utilization": five_hour / 100, "reset": five_hour_reset or NOW.timestamp() + 3600},
+                          "7d": {"utilization": seven_day / 100, "reset": NOW.timestamp() + 86400}}
+
+
+def test_headroom_prefers_the_most_room_left_in_the_binding_window():
+    pool = creds(3)
+    used(pool[0], 30, 10)
+    used(pool[1], 10, 70)  # least used 5-hour window, but its weekly one binds
+    used(pool[2], 40, 20)
+    assert {choose(pool, NOW, set(), Choice("headroom", turn=t)).pk for t in range(6)} == {1}
+    pool[0].cooldown_until = NOW + timedelta(minutes=1)
+    assert choose(pool, NOW, set(), Choice("headroom")).pk == 3
+    assert choose(pool, NOW, {3}, Choice("headroom")).pk == 2
+
+
+def test_headroom_rotates_among_equals_and_counts_a_reset_window_as_empty():
+    pool = creds(3)
+    used(pool[0], 50)
+    used(pool[1], 80, five_hour_reset=NOW.timestamp() - 1)  # its window has refilled since
+    assert {choose(pool, NOW, set(), Choice("headroom", turn=t)).pk for t in range(6)} == {2, 3}
+
+
+@pytest.mark.parametrize("strategy", ["round-robin", "priority", "sticky", "headroom"])
+def test_an_account_past_the_cap_is_kept_for_when_nothing_else_is_ready(strategy):
+    pool = creds(2)
+    used(pool[0], 97)
+    used(pool[1], 20)
+    pool[0].priority = 9  # even the preferred account
+    how = [Choice(strategy, turn=t, conversation=f"c{t}", max_utilization=95) for t in range(8)]
+    assert {choose(pool, NOW, set(), h).pk for h in how} == {2}
+    pool[1].cooldown_until = NOW + timedelta(minutes=1)
+    assert choose(pool, NOW, set(), how[0]).pk == 1
+    pool[1].cooldown_until = None
+    assert choose(pool, NOW, {2}, how[0]).pk == 1
+    if strategy != "headroom":  # (headroom would still prefer the emptier account)
+        assert 1 in {choose(pool, NOW, set(), Choice(strategy, turn=t, max_utilization=99)).pk for t in range(8)}
+
+
+def test_the_cap_comes_from_settings(settings):
+    settings.PROXYHUB_POOL_MAX_UTILIZATION = 50
+    pool = creds(2)
+    used(pool[0], 60)
+    assert {choose(pool, NOW, set(), Choice(turn=t)).pk for t in range(4)} == {2}
+    settings.PROXYHUB_POOL_MAX_UTILIZATION = 95
+    assert {choose(pool, NOW, set(), Choice(turn=t)).pk for t in range(4)} == {1, 2}
