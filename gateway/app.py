@@ -193,7 +193,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     )
     try:
         entry, thinking = await _resolve_model(api_key, body)
-        limits.check_rate(api_key)
+        await limits.acheck_rate(api_key)
         await limits.acheck_budget(api_key)
     except (Rejection, limits.LimitExceeded) as exc:
         await _reject(request, send, record, exc, started)

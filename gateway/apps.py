@@ -10,14 +10,28 @@ class GatewayConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from accounts.models import ApiKey
-        from credentials.models import Model
-        from gateway import catalog, keycache
+        from credentials.models import Credential, Model
+        from gateway import catalog, keycache, pool
+        from gateway.shared import generations
 
-        def evict_key(sender: type, instance: ApiKey, **kwargs: object) -> None:
-            keycache.evict(instance.digest)
+        def key_changed(sender: type, instance: ApiKey, **kwargs: object) -> None:
+            keycache.evict(instance.digest)  # at once in this process
+            generations.bump(generations.KEYS)  # within a poll in the others
 
-        # weak=False: evict_key is a local function and would be garbage-collected.
-        post_save.connect(evict_key, sender=ApiKey, weak=False, dispatch_uid="gateway.evict_key")
-        post_delete.connect(evict_key, sender=ApiKey, weak=False, dispatch_uid="gateway.evict_key_delete")
-        post_save.connect(catalog.invalidate, sender=Model, dispatch_uid="gateway.catalog")
-        post_delete.connect(catalog.invalidate, sender=Model, dispatch_uid="gateway.catalog_delete")
+        def catalog_changed(sender: type, **kwargs: object) -> None:
+            catalog.invalidate()
+            generations.bump(generations.CATALOG)
+
+        def credential_changed(sender: type, **kwargs: object) -> None:
+            generations.bump(generations.CREDENTIALS)
+
+        # weak=False: the handlers are local functions and would be garbage-collected.
+        for signal, suffix in ((post_save, ""), (post_delete, "_delete")):
+            signal.connect(key_changed, sender=ApiKey, weak=False, dispatch_uid="gateway.evict_key" + suffix)
+            signal.connect(catalog_changed, sender=Model, weak=False, dispatch_uid="gateway.catalog" + suffix)
+            signal.connect(credential_changed, sender=Credential, weak=False,
+                           dispatch_uid="gateway.credentials" + suffix)
+        # What another process changed: clear the caches that may hold the old version.
+        generations.subscribe(generations.KEYS, keycache.clear)
+        generations.subscribe(generations.CATALOG, catalog.invalidate)
+        generations.subscribe(generations.CREDENTIALS, pool.invalidate)

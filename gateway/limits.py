@@ -1,26 +1,36 @@
 """Per-key limits an admin can set: requests per minute and a monthly token budget.
 
-The request rate is counted in this process (a sliding minute); with several
-processes each allows the full rate, so set it per process. The budget is the
-key's tokens this calendar month (UTC) from the usage records, re-read at most
-every BUDGET_CACHE_SECONDS, so a burst can overshoot it by that much.
+The request rate is a sliding minute in the shared store (gateway.shared: Redis
+or the database), counted across every process and host: a key limited to 20
+requests per minute gets exactly 20 in any 60 seconds, whichever worker serves
+them. A key without limits costs nothing here; one with a rate limit, one
+round trip. Should the store fail, requests pass (logged): a limit must not
+take the gateway down with it.
+
+The budget is the key's tokens this calendar month (UTC) from the usage records,
+re-read at most every BUDGET_CACHE_SECONDS, so a burst can overshoot it by that much.
 """
 from __future__ import annotations
 
+import logging
 import time
-from collections import deque
 from datetime import datetime, timezone as dt_timezone
 
 from asgiref.sync import sync_to_async
 from django.db.models import F, Sum
 
 from accounts.models import ApiKey
+from gateway import shared
 from gateway.models import UsageRecord
 
-BUDGET_CACHE_SECONDS = 30.0
+logger = logging.getLogger(__name__)
 
-_recent: dict[int, deque[float]] = {}
+BUDGET_CACHE_SECONDS = 30.0
+RATE_WINDOW_SECONDS = 60.0
+_FAIL_OPEN_LOG_SECONDS = 60.0
+
 _budget_used: dict[int, tuple[int, float]] = {}
+_fail_open_logged_at = -1e9
 
 
 class LimitExceeded(Exception):
@@ -30,18 +40,29 @@ class LimitExceeded(Exception):
         self.retry_after = retry_after
 
 
-def check_rate(api_key: ApiKey, now: float | None = None) -> None:
-    """Count this request; raises LimitExceeded past the key's requests per minute."""
+def rate_key(api_key_id: int) -> str:
+    return f"rpm:{api_key_id}"
+
+
+async def acheck_rate(api_key: ApiKey) -> None:
+    """Count this request in the key's shared minute; raises LimitExceeded past its requests per minute."""
     limit = api_key.requests_per_minute
     if not limit:
         return
-    now = time.monotonic() if now is None else now
-    window = _recent.setdefault(api_key.pk, deque())
-    while window and now - window[0] >= 60:
-        window.popleft()
-    if len(window) >= limit:
-        raise LimitExceeded(f"This key is limited to {limit} requests per minute.", 60 - (now - window[0]))
-    window.append(now)
+    try:
+        verdict = await shared.backend().hit(rate_key(api_key.pk), limit, RATE_WINDOW_SECONDS)
+    except shared.SharedStateError as exc:
+        _log_fail_open(exc)
+        return
+    if not verdict.allowed:
+        raise LimitExceeded(f"This key is limited to {limit} requests per minute.", verdict.retry_after)
+
+
+def _log_fail_open(exc: Exception) -> None:
+    global _fail_open_logged_at
+    if time.monotonic() - _fail_open_logged_at > _FAIL_OPEN_LOG_SECONDS:
+        _fail_open_logged_at = time.monotonic()
+        logger.warning("rate limits not enforced: the shared store is unreachable (%s)", exc)
 
 
 def _month_start(now: datetime) -> datetime:
@@ -76,5 +97,5 @@ async def acheck_budget(api_key: ApiKey) -> None:
 
 
 def reset() -> None:
-    _recent.clear()
+    """Forget this process's cached budget figures (tests); shared counters are cleared by the store."""
     _budget_used.clear()

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from credentials import services, window_state
 from credentials.models import Credential
+from gateway import shared
 
 SNAPSHOT_SECONDS = 2.0
 
@@ -119,7 +120,10 @@ async def acquire(provider: str, exclude: set[int], conversation: str = "") -> C
     now = timezone.now()
     how = Choice(settings.PROXYHUB_POOL_STRATEGY, next(_state[provider].turns), conversation,
                  settings.PROXYHUB_POOL_PREFER_SOONEST_RESET)
-    chosen = choose(credentials, now, exclude, how)
+    if how.strategy == "sticky" and conversation:
+        chosen = await _sticky_choice(provider, credentials, now, exclude, how)
+    else:
+        chosen = choose(credentials, now, exclude, how)
     if chosen is not None:
         return chosen
     if not credentials:
@@ -128,6 +132,32 @@ async def acquire(provider: str, exclude: set[int], conversation: str = "") -> C
     cooling = [c.cooldown_until for c in credentials if c.cooldown_until and c.cooldown_until > now]
     retry_after = max((min(cooling) - now).total_seconds(), 1.0) if cooling else None
     raise NoCredentialError(provider, retry_after, connected=True)
+
+
+def sticky_key(provider: str, conversation: str) -> str:
+    return f"sticky:{provider}:{hashlib.sha256(conversation.encode()).hexdigest()[:32]}"
+
+
+async def _sticky_choice(provider: str, credentials: Sequence[Credential], now: datetime, exclude: set[int],
+                         how: Choice) -> Credential | None:
+    """The conversation's account from the shared map (any process may have set it) while it can serve;
+    else the rendezvous choice, remembered, so the conversation stays there after its first account recovers."""
+    key = sticky_key(provider, how.conversation)
+    store = shared.backend()
+    try:
+        remembered = await store.get(key, touch=settings.PROXYHUB_STICKY_TTL)
+    except shared.SharedStateError:
+        return choose(credentials, now, exclude, how)  # the map is away: rendezvous hashing alone
+    for credential in credentials:
+        if str(credential.pk) == remembered and credential.pk not in exclude and credential.is_usable(now):
+            return credential
+    chosen = choose(credentials, now, exclude, how)
+    if chosen is not None:
+        try:
+            await store.put(key, str(chosen.pk), settings.PROXYHUB_STICKY_TTL)
+        except shared.SharedStateError:
+            pass
+    return chosen
 
 
 async def cool_down(credential: Credential, seconds: float, reason: str) -> None:

@@ -25,6 +25,10 @@ def start_once() -> None:
     if loop in _started:
         return
     _started.add(loop)
+    from gateway.shared.generations import watch
+
+    # Clears this process's key, catalog and pool caches when another process changed them.
+    _tasks.append(loop.create_task(watch(settings.PROXYHUB_SHARED_POLL_SECONDS)))
     drain.install()  # daphne: SIGTERM drains instead of cancelling every stream
     _tasks.append(loop.create_task(_sample_usage_backlog()))
     from gateway.usage.retention import run_retention

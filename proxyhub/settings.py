@@ -194,3 +194,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or (_metrics_owner and _metric
     os.environ["PROXYHUB_METRICS_DIR_PID"] = str(os.getpid())
 # SIGTERM: requests in flight get this long to finish before the process exits (proxyhub/drain.py).
 PROXYHUB_DRAIN_SECONDS = env.float("PROXYHUB_DRAIN_SECONDS", default=30.0)
+# Shared state across processes and hosts (gateway.shared): Redis when set, else the database.
+REDIS_URL = env("REDIS_URL", default="")
+PROXYHUB_REDIS_PREFIX = env("PROXYHUB_REDIS_PREFIX", default="proxyhub:")
+# How often each process checks whether keys, the catalog or credentials changed elsewhere.
+PROXYHUB_SHARED_POLL_SECONDS = env.float("PROXYHUB_SHARED_POLL_SECONDS", default=1.0)
+# How long a sticky conversation keeps its account after its last request.
+PROXYHUB_STICKY_TTL = env.float("PROXYHUB_STICKY_TTL", default=3600.0)

@@ -147,6 +147,57 @@ def _drain_usage() -> None:
         time.sleep(0.05)
 
 
+REDIS_ENV = "PROXYHUB_TEST_REDIS_URL"
+REDIS_FALLBACK_URL = "redis://127.0.0.1:6379/15"
+# Each test session keeps its Redis keys under its own prefix: parallel runs never see each other's.
+REDIS_TEST_PREFIX = f"proxyhub-test-{os.getpid()}:"
+
+
+def redis_test_url() -> str | None:
+    """The Redis for the shared-state tests: PROXYHUB_TEST_REDIS_URL (CI sets it, so a Redis that does
+    not answer fails those tests), else a local Redis on the default port if one answers, else None."""
+    if os.environ.get(REDIS_ENV):
+        return os.environ[REDIS_ENV]
+    import redis
+
+    client = redis.Redis.from_url(REDIS_FALLBACK_URL, socket_connect_timeout=0.5)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+    return REDIS_FALLBACK_URL
+
+
+def clear_redis_test_keys(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=REDIS_TEST_PREFIX + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=["database", "redis"])
+def shared_backend(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    """Run a test once with each shared-state backend; the Redis run skips (saying why) without a Redis."""
+    if request.param == "redis":
+        url = redis_test_url()
+        if url is None:
+            pytest.skip(f"no Redis: set {REDIS_ENV} or start redis-server on 127.0.0.1:6379 (.ci/run does both)")
+        settings.REDIS_URL, settings.PROXYHUB_REDIS_PREFIX = url, REDIS_TEST_PREFIX
+        clear_redis_test_keys(url)
+        yield "redis"
+        clear_redis_test_keys(url)
+    else:
+        settings.REDIS_URL = ""
+        yield "database"
+
+
 @pytest.fixture
 def api_key_factory(db: None) -> Callable[..., tuple[Any, str]]:
     from django.contrib.auth import get_user_model

@@ -1,0 +1,267 @@
+"""Shared state in the project's database (the backend when REDIS_URL is unset).
+
+Check-then-insert steps (a sliding-window hit, taking a concurrency slot) run in
+one transaction serialised per key: on Postgres by a transaction-scoped
+advisory lock, whose statement also reads the database server's clock (one
+clock for every host, so a window is exact across hosts); on SQLite by the
+IMMEDIATE transactions the settings configure (one writer at a time, one host).
+Single-statement steps are an INSERT ... ON CONFLICT or a conditional UPDATE.
+Map entries, counters and leases expire by the process clock: hosts agree on it
+to well within their TTLs (seconds to hours).
+
+Every call runs in asgiref's thread (sync_to_async), never on the event loop.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from typing import Any, Callable, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError, connection, transaction
+
+from gateway.shared.base import MAX_WINDOW_SECONDS, SharedState, SharedStateError, Verdict, generation_key
+from gateway.shared.models import SharedEvent, SharedLease, SharedValue
+
+T = TypeVar("T")
+
+# Namespace of our advisory locks (the two-int form), apart from anyone else's.
+_LOCK_CLASS = 0x7068
+_VALUES = SharedValue._meta.db_table
+
+
+def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    def run(*args: Any) -> T:
+        try:
+            return fn(*args)
+        except DatabaseError as exc:
+            raise SharedStateError(f"shared state in the database failed: {exc.__class__.__name__}") from exc
+    return run
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await sync_to_async(_guarded(fn))(*args)
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _lock(key: str) -> float:
+    """Serialise this transaction with every other one on ``key``; the time to count by."""
+    if not _postgres():
+        return time.time()  # SQLite: BEGIN IMMEDIATE already made this the only writer
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s), extract(epoch from clock_timestamp())::float8",
+                       [_LOCK_CLASS, zlib.crc32(key.encode()) - 2**31])
+        return float(cursor.fetchone()[1])
+
+
+def _now() -> float:
+    if not _postgres():
+        return time.time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch from clock_timestamp())::float8")
+        return float(cursor.fetchone()[0])
+
+
+def _retry_after(events: list[tuple[float, int]], used: int, amount: int, limit: int, now: float,
+                 window: float) -> float:
+    """Seconds until the oldest events leave the window and ``amount`` fits."""
+    if amount > limit:
+        return window
+    for at, counted in events:  # oldest first
+        used -= counted
+        if used + amount <= limit:
+            return max(at + window - now, 0.001)
+    return window
+
+
+def _hit(key: str, limit: int, window: float, amount: int) -> Verdict:
+    with transaction.atomic():
+        now = _lock(key)
+        events = list(SharedEvent.objects.filter(key=key, at__gt=now - window).order_by("at", "id")
+                      .values_list("at", "amount"))
+        used = sum(a for _, a in events)
+        if used + amount > limit:
+            return Verdict(False, used, _retry_after(events, used, amount, limit, now, window))
+        SharedEvent.objects.create(key=key, at=now, amount=amount)
+        SharedEvent.objects.filter(key=key, at__lte=now - window).delete()
+        return Verdict(True, used + amount)
+
+
+def _record(key: str, amount: int, window: float) -> int:
+    with transaction.atomic():
+        now = _lock(key)
+        SharedEvent.objects.create(key=key, at=now, amount=amount)
+        SharedEvent.objects.filter(key=key, at__lte=now - window).delete()
+        return _sum(key, now - window)
+
+
+def _sum(key: str, after: float) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(SUM(amount), 0) FROM {SharedEvent._meta.db_table} WHERE key = %s AND at > %s",
+                       [key, after])
+        return int(cursor.fetchone()[0])
+
+
+def _window_total(key: str, window: float) -> int:
+    return _sum(key, _now() - window)
+
+
+def _add(key: str, amount: int, ttl: float | None) -> int:
+    now = time.time()
+    expires = now + ttl if ttl is not None else None
+    lapsed = f"{_VALUES}.expires_at IS NOT NULL AND {_VALUES}.expires_at <= %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_VALUES} (key, number, text, expires_at) VALUES (%s, %s, '', %s) "
+            f"ON CONFLICT (key) DO UPDATE SET "
+            f"number = CASE WHEN {lapsed} THEN excluded.number ELSE {_VALUES}.number + excluded.number END, "
+            f"expires_at = CASE WHEN {lapsed} THEN excluded.expires_at ELSE {_VALUES}.expires_at END "
+            f"RETURNING number",
+            [key, amount, expires, now, now])
+        return int(cursor.fetchone()[0])
+
+
+def bump_generation(name: str) -> None:
+    """Move a generation counter on; synchronous, for signal handlers."""
+    _guarded(_add)(generation_key(name), 1, None)
+
+
+def _numbers(keys: list[str]) -> dict[str, int]:
+    now = time.time()
+    found = {k: n for k, n, exp in SharedValue.objects.filter(key__in=keys).values_list("key", "number", "expires_at")
+             if exp is None or exp > now}
+    return {k: int(found.get(k, 0)) for k in keys}
+
+
+def _acquire_slot(key: str, limit: int, ttl: float) -> str | None:
+    with transaction.atomic():
+        _lock(key)
+        now = time.time()
+        SharedLease.objects.filter(key=key, expires_at__lte=now).delete()
+        if SharedLease.objects.filter(key=key).count() >= limit:
+            return None
+        holder = uuid.uuid4().hex
+        SharedLease.objects.create(key=key, holder=holder, expires_at=now + ttl)
+        return holder
+
+
+def _renew_slot(key: str, holder: str, ttl: float) -> bool:
+    now = time.time()
+    return SharedLease.objects.filter(key=key, holder=holder, expires_at__gt=now).update(expires_at=now + ttl) == 1
+
+
+def _release_slot(key: str, holder: str) -> None:
+    SharedLease.objects.filter(key=key, holder=holder).delete()
+
+
+def _slots_held(key: str) -> int:
+    return SharedLease.objects.filter(key=key, expires_at__gt=time.time()).count()
+
+
+def _get(key: str, touch: float | None) -> str | None:
+    now = time.time()
+    if touch is None:
+        row = SharedValue.objects.filter(key=key).values_list("text", "expires_at").first()
+        return row[0] if row is not None and (row[1] is None or row[1] > now) else None
+    with connection.cursor() as cursor:
+        # One statement: renew the lease of a live entry and read it.
+        cursor.execute(
+            f"UPDATE {_VALUES} SET expires_at = %s "
+            f"WHERE key = %s AND (expires_at IS NULL OR expires_at > %s) RETURNING text",
+            [now + touch, key, now])
+        row = cursor.fetchone()
+        return str(row[0]) if row is not None else None
+
+
+def _put(key: str, value: str, ttl: float | None) -> None:
+    expires = time.time() + ttl if ttl is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_VALUES} (key, number, text, expires_at) VALUES (%s, 0, %s, %s) "
+            f"ON CONFLICT (key) DO UPDATE SET text = excluded.text, expires_at = excluded.expires_at",
+            [key, value, expires])
+
+
+def _claim(key: str, value: str, ttl: float) -> bool:
+    now = time.time()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_VALUES} (key, number, text, expires_at) VALUES (%s, 0, %s, %s) "
+            f"ON CONFLICT (key) DO UPDATE SET text = excluded.text, number = 0, expires_at = excluded.expires_at "
+            f"WHERE {_VALUES}.expires_at IS NOT NULL AND {_VALUES}.expires_at <= %s",
+            [key, value, now + ttl, now])
+        return cursor.rowcount == 1
+
+
+def _delete(key: str) -> None:
+    SharedValue.objects.filter(key=key).delete()
+
+
+def _prune() -> None:
+    now = time.time()
+    SharedValue.objects.filter(expires_at__lte=now).delete()
+    SharedLease.objects.filter(expires_at__lte=now).delete()
+    SharedEvent.objects.filter(at__lte=_now() - MAX_WINDOW_SECONDS).delete()
+
+
+def _clear() -> None:
+    for model in (SharedValue, SharedEvent, SharedLease):
+        model.objects.all().delete()
+
+
+class DatabaseState(SharedState):
+    """See gateway.shared.base.SharedState; the tables are in gateway.shared.models."""
+
+    name = "database"
+
+    async def hit(self, key: str, limit: int, window: float, amount: int = 1) -> Verdict:
+        return await _in_thread(_hit, key, limit, window, amount)
+
+    async def record(self, key: str, amount: int, window: float) -> int:
+        return await _in_thread(_record, key, amount, window)
+
+    async def window_total(self, key: str, window: float) -> int:
+        return await _in_thread(_window_total, key, window)
+
+    async def add(self, key: str, amount: int, ttl: float | None = None) -> int:
+        return await _in_thread(_add, key, amount, ttl)
+
+    async def numbers(self, keys: list[str]) -> dict[str, int]:
+        return await _in_thread(_numbers, keys)
+
+    async def acquire_slot(self, key: str, limit: int, ttl: float) -> str | None:
+        return await _in_thread(_acquire_slot, key, limit, ttl)
+
+    async def renew_slot(self, key: str, holder: str, ttl: float) -> bool:
+        return await _in_thread(_renew_slot, key, holder, ttl)
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        await _in_thread(_release_slot, key, holder)
+
+    async def slots_held(self, key: str) -> int:
+        return await _in_thread(_slots_held, key)
+
+    async def get(self, key: str, touch: float | None = None) -> str | None:
+        return await _in_thread(_get, key, touch)
+
+    async def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        await _in_thread(_put, key, value, ttl)
+
+    async def claim(self, key: str, value: str, ttl: float) -> bool:
+        return await _in_thread(_claim, key, value, ttl)
+
+    async def delete(self, key: str) -> None:
+        await _in_thread(_delete, key)
+
+    async def prune(self) -> None:
+        await _in_thread(_prune)
+
+    async def clear(self) -> None:
+        await _in_thread(_clear)
+
+    async def aclose(self) -> None:
+        return None
