@@ -3,6 +3,7 @@ however many replicas start together, serves with PROXYHUB_WORKERS workers and s
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -161,3 +162,25 @@ def test_entrypoint_gives_up_on_a_database_that_never_answers(tmp_path, fake):
     assert time.monotonic() - started >= 2  # it waited before giving up
     assert "Waiting for the database" in result.stdout
     assert "did not answer within 2 s" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+def test_the_balancer_config_is_valid_nginx(tmp_path):
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "proxyhub1:8317" in site and "proxyhub2:8317" in site
+    (tmp_path / "site.conf").write_text(site.replace("proxyhub1:8317", "127.0.0.1:1").replace("proxyhub2:8317",
+                                                                                             "127.0.0.1:2"))
+    (tmp_path / "nginx.conf").write_text(f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
+                                         f"events {{}}\nhttp {{ include {tmp_path}/site.conf; }}\n")
+    result = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_the_systemd_unit_verifies_and_runs_the_entrypoint(tmp_path):
+    unit = (ROOT / "deploy" / "proxyhub.service").read_text()
+    assert "ExecStart=/opt/proxyhub/deploy/entrypoint.sh" in unit and "EnvironmentFile=" in unit
+    (tmp_path / "proxyhub.service").write_text(unit.replace("/opt/proxyhub", str(ROOT)))
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "proxyhub.service")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
