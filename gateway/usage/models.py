@@ -49,6 +49,8 @@ class UsageRecord(models.Model):
             models.Index(fields=["api_key", "created_at"]),
             models.Index(fields=["user", "created_at"]),
             models.Index(fields=["requested_model", "created_at"]),
+            # The admin's outcome filter: a page and its (capped) count of rare errors without a table scan.
+            models.Index(fields=["outcome", "created_at"], name="usage_record_outcome"),
         ]
 
     def __str__(self) -> str:
