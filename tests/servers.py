@@ -162,6 +162,10 @@ class TcpForwarder:
     def cut(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: close() alone would not
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             sockets, self._open = list(self._open), set()
