@@ -370,12 +370,11 @@ async def _relay_stream(job: Job, send: Send, route: Route, opened: Opened, mete
 
 
 def _translate_chunk(chunk: bytes, parser: SSEParser, meter: UsageMeter, translator: Any) -> bytes:
-    events = parser.feed(chunk)
     if translator is None:
-        for event in events:
-            meter.feed(event)
-        return chunk  # same format: forward the upstream bytes untouched
-    return b"".join(_translate_events(events, meter, translator))
+        # Same format: forward the upstream bytes untouched; only events with usage get parsed.
+        meter.feed_blocks(parser.blocks(chunk))
+        return chunk
+    return b"".join(_translate_events(parser.feed(chunk), meter, translator))
 
 
 def _translate_events(events: Any, meter: UsageMeter, translator: Any) -> list[bytes]:

@@ -1,18 +1,25 @@
 """Reading token usage and the end of a stream from upstream events. Pure.
 
 The relay feeds every upstream event here whatever the client's format, so
-usage is recorded from what the upstream reported (PROTOCOLS.md §6.9).
+usage is recorded from what the upstream reported (PROTOCOLS.md §6.9). A
+same-format stream is fed as raw blocks (``feed_blocks``): only the few events
+that carry usage or end the stream are parsed, the text deltas never are.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.formats.sse import Event
+from gateway.formats.sse import Event, block_name, parse_block
 from gateway.translate.mapping import Usage
 
 _TERMINAL = {
     "anthropic": {"message_stop", "error"},
     "responses": {"response.completed", "response.incomplete", "response.failed", "error"},
+}
+# The events feed() reads anything from; every other event only moves last_sequence (Responses).
+_READ = {
+    "anthropic": frozenset({"message_start", "message_delta", "message_stop", "error"}),
+    "responses": frozenset({"response.completed", "response.incomplete", "response.failed", "error"}),
 }
 
 
@@ -24,7 +31,10 @@ class UsageMeter:
         self.usage = Usage()
         self.terminal = False
         self.error_type = ""
-        self.last_sequence = -1
+        self._last_sequence = -1
+        # The latest event that carries a sequence number, parsed only if last_sequence is asked for
+        # (to number an error event after a failure): most streams never need it.
+        self._unread: Event | bytes | None = None
 
     def feed(self, event: Event) -> None:
         name = event.event
@@ -34,6 +44,31 @@ class UsageMeter:
             self._feed_responses(name, event)
         if name in _TERMINAL[self.format]:
             self.terminal = True
+
+    def feed_blocks(self, blocks: list[bytes]) -> None:
+        """Raw event blocks from ``SSEParser.blocks``: parse only those ``feed`` reads something from."""
+        read = _READ[self.format]
+        responses = self.format == "responses"
+        for raw in blocks:
+            if block_name(raw) in read:
+                event = parse_block(raw)
+                if event is not None:
+                    self.feed(event)
+            elif responses and b'"sequence_number"' in raw:
+                self._unread = raw
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence number of the latest Responses event that had one (-1: none)."""
+        if self._unread is not None:
+            unread, self._unread = self._unread, None
+            event = parse_block(unread) if isinstance(unread, bytes) else unread
+            self._last_sequence = _sequence_number(event, self._last_sequence)
+        return self._last_sequence
+
+    @last_sequence.setter
+    def last_sequence(self, value: int) -> None:
+        self._unread, self._last_sequence = None, value
 
     def _feed_anthropic(self, name: str, event: Event) -> None:
         if name == "message_start":
@@ -54,7 +89,7 @@ class UsageMeter:
         elif name == "error":
             self.error_type = str((event.object() or {}).get("code") or "error")
         elif '"sequence_number"' in event.data:
-            self.last_sequence = int((event.object() or {}).get("sequence_number", self.last_sequence))
+            self._unread = event
 
     def body(self, obj: dict[str, Any]) -> None:
         """Read usage from a whole (non-stream) upstream body."""
@@ -64,3 +99,10 @@ class UsageMeter:
             self.usage = Usage.from_responses(obj.get("usage"))
         self.terminal = True
 
+
+def _sequence_number(event: Event | None, default: int) -> int:
+    data = event.object() if event is not None else None
+    try:
+        return int((data or {}).get("sequence_number", default))
+    except (TypeError, ValueError):
+        return default
