@@ -25,6 +25,11 @@ def world(api_key_factory, usage_factory, priced_catalog):
     return {"alice": alice, "bob": bob}
 
 
+def body(response) -> str:
+    assert response.streaming
+    return b"".join(response.streaming_content).decode()
+
+
 def rows(response):
     return {tuple(r[:-6]): r[-6:-1] for r in response.context["table"]}
 
@@ -65,7 +70,7 @@ def test_report_estimates_cost_from_catalog_prices(staff_client, world):
     assert by_key.context["total"]["estimated_cost_usd"] == 0.00006
     page = by_key.content.decode()
     assert "<th class=\"num\">estimated_cost_usd</th>" in page and ">$0.00<" in page and ">—<" in page
-    csv_rows = list(csv.DictReader(io.StringIO(staff_client.get("/admin/usage/csv/?by=key&period=7d").content.decode())))
+    csv_rows = list(csv.DictReader(io.StringIO(body(staff_client.get("/admin/usage/csv/?by=key&period=7d")))))
     assert sorted(r["estimated_cost_usd"] for r in csv_rows) == ["", "6e-05"]
 
 
@@ -95,7 +100,7 @@ def test_report_page_has_the_chart_and_links(staff_client, world):
 def test_csv_export_matches_the_table(staff_client, world):
     response = staff_client.get("/admin/usage/csv/?by=model&period=30d")
     assert response["Content-Disposition"] == 'attachment; filename="proxyhub-usage-model-30d.csv"'
-    lines = list(csv.DictReader(io.StringIO(response.content.decode())))
+    lines = list(csv.DictReader(io.StringIO(body(response))))
     assert [(r["model"], r["requests"], r["input_tokens"]) for r in lines] == [
         ("claude-sonnet-4-6", "1", "10"), ("gpt-5.5", "3", "1012")]
 

@@ -73,11 +73,17 @@ def test_chart_is_inline_svg_with_a_bar_per_day_and_no_script(alice_client, worl
     assert busiest in svg
 
 
+def body(response) -> str:
+    """A CSV download's text; the exports are streamed, never built whole in memory."""
+    assert response.streaming
+    return b"".join(response.streaming_content).decode()
+
+
 def test_csv_export_has_one_line_per_day_and_model(alice_client, world):
     response = alice_client.get("/me/usage/csv/")
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith("attachment;")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(body(response))))
     assert [(r["day"], r["model"], r["requests"], r["input_tokens"]) for r in rows] == [
         ((world["today"] - timedelta(days=2)).isoformat(), "gpt-5.5", "1", "7"),
         (world["today"].isoformat(), "claude-sonnet-4-6", "2", "300"),
@@ -88,7 +94,7 @@ def test_csv_export_has_one_line_per_day_and_model(alice_client, world):
 
 
 def test_csv_export_of_a_teammate_with_no_usage_is_just_the_header(bob_client):
-    assert bob_client.get("/me/usage/csv/").content.decode() == (
+    assert body(bob_client.get("/me/usage/csv/")) == (
         "day,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,estimated_cost_usd\n")
 
 

@@ -23,17 +23,19 @@ def act(admin_client, action, credential):
 
 
 def test_changelist_shows_state_expiry_windows_and_24h_usage_but_no_tokens(admin_client, credential_factory, api_key_factory):
-    from gateway.models import UsageRecord
+    from gateway.usage.rows import UsageRow
+    from gateway.usage.store import write_rows
 
     cooling = credential_factory(cooldown_until=timezone.now() + timezone.timedelta(minutes=10))
     cooling.windows = {"5h": {"utilization": 0.42, "reset": time.time() + 3600}, "7d": {"utilization": 0.9}}
     cooling.save()
     relogin = credential_factory(status="needs_relogin", status_reason="refresh failed: invalid_grant")
     key, _ = api_key_factory()
-    UsageRecord.objects.create(created_at=timezone.now(), api_key=key, credential=cooling, endpoint="messages",
-                               input_tokens=100, output_tokens=20)
-    UsageRecord.objects.create(created_at=timezone.now() - timezone.timedelta(days=2), credential=cooling,
-                               endpoint="messages", input_tokens=999)
+    # Through the gateway's write path: the page reads the hour rollups it maintains.
+    write_rows([UsageRow(created_at=timezone.now(), api_key_id=key.pk, credential_id=cooling.pk,
+                         endpoint="messages", input_tokens=100, output_tokens=20),
+                UsageRow(created_at=timezone.now() - timezone.timedelta(days=2), credential_id=cooling.pk,
+                         endpoint="messages", input_tokens=999)])
     page = admin_client.get(CHANGELIST).content.decode()
     assert "cooling down until" in page and "Needs re-login: refresh failed: invalid_grant" in page
     assert "5h 42%" in page and "7d 90%" in page and "resets" in page

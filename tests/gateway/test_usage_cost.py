@@ -8,14 +8,15 @@ from django.utils import timezone
 
 from credentials.models import Model
 from gateway.usage import reports
-from gateway.models import UsageRecord
+from gateway.usage.rows import UsageRow
+from gateway.usage.store import write_rows
 
 pytestmark = pytest.mark.django_db
 
 
 def record(requested: str, upstream: str = "", **tokens: int) -> None:
-    UsageRecord.objects.create(created_at=timezone.now(), endpoint="messages", requested_model=requested,
-                               upstream_model=upstream, **tokens)
+    write_rows([UsageRow(created_at=timezone.now(), endpoint="messages", requested_model=requested,
+                         upstream_model=upstream, **tokens)])
 
 
 @pytest.fixture
@@ -26,15 +27,16 @@ def catalog():
     Model.objects.create(name="gpt-y", provider="codex")  # no prices at all
 
 
-def test_tokens_are_priced_by_upstream_id_alias_or_suffixed_name(catalog):
-    record("x", "claude-x-20260101", input_tokens=1_000_000)            # alias, priced by upstream id: $2
+def test_tokens_are_priced_by_name_alias_or_suffixed_name(catalog):
+    record("x", "claude-x-20260101", input_tokens=1_000_000)            # alias: $2
     record("claude-x(high)", "", output_tokens=100_000)                  # suffix stripped: $1
     record("claude-x", "claude-x-20260101", cache_read_tokens=500_000)   # cache read at the input price: $1
     record("gpt-y", "gpt-y", input_tokens=10_000_000)                    # unpriced: not counted
     [row] = reports.totals("user")
     assert row["estimated_cost_usd"] == 4.0 and row["requests"] == 4
     by_model = {r["model"]: r["estimated_cost_usd"] for r in reports.totals("model")}
-    assert by_model == {"x": 2.0, "claude-x(high)": 1.0, "claude-x": 1.0, "gpt-y": None}
+    # A model(level) name is grouped and priced with its model.
+    assert by_model == {"x": 2.0, "claude-x": 2.0, "gpt-y": None}
     assert reports.summed(reports.totals("model"))["estimated_cost_usd"] == 4.0
 
 
@@ -42,6 +44,13 @@ def test_no_prices_anywhere_means_no_estimate(catalog):
     record("gpt-y", "gpt-y", input_tokens=5)
     assert reports.totals("day")[0]["estimated_cost_usd"] is None
     assert reports.summed([])["estimated_cost_usd"] is None
+
+
+def test_a_model_known_only_by_its_upstream_id_is_priced(catalog):
+    record("claude-x-20260101", "claude-x-20260101", output_tokens=1_000_000)
+    assert reports.totals("model") == [{"model": "claude-x-20260101", "requests": 1, "input_tokens": 0,
+                                        "output_tokens": 1_000_000, "cache_read_tokens": 0,
+                                        "cache_write_tokens": 0, "estimated_cost_usd": 10.0}]
 
 
 def test_every_seeded_claude_model_gets_list_prices():

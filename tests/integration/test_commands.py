@@ -75,7 +75,8 @@ def test_import_credentials_rejects_unknown_files_without_echoing_them(tmp_path)
 def test_usage_report_groups_by_key_user_model_and_day(api_key_factory):
     from django.utils import timezone
 
-    from gateway.models import UsageRecord
+    from gateway.usage.rows import UsageRow
+    from gateway.usage.store import write_rows
 
     from decimal import Decimal
 
@@ -87,9 +88,9 @@ def test_usage_report_groups_by_key_user_model_and_day(api_key_factory):
     key_a, _ = api_key_factory("alice")
     key_b, _ = api_key_factory("bob")
     for key, model, tokens in ((key_a, "claude-sonnet-4-6", 10), (key_a, "gpt-5.5", 5), (key_b, "gpt-5.5", 7)):
-        UsageRecord.objects.create(created_at=timezone.now(), api_key=key, user=key.user, key_prefix=key.prefix,
-                                   endpoint="messages", requested_model=model, input_tokens=tokens,
-                                   output_tokens=2, cache_read_tokens=1, cache_write_tokens=3)
+        write_rows([UsageRow(created_at=timezone.now(), api_key_id=key.pk, user_id=key.user_id, key_prefix=key.prefix,
+                             endpoint="messages", requested_model=model, input_tokens=tokens,
+                             output_tokens=2, cache_read_tokens=1, cache_write_tokens=3)])
     by_key = json.loads(run("usage_report", "--by", "key", "--format", "json"))
     alice = next(r for r in by_key if r["user"] == "alice")
     assert alice == {"key_prefix": key_a.prefix, "key_name": "default", "user": "alice", "requests": 2,
@@ -103,6 +104,34 @@ def test_usage_report_groups_by_key_user_model_and_day(api_key_factory):
     assert csv_text.splitlines()[0] == ("user,requests,input_tokens,output_tokens,cache_read_tokens,"
                                         "cache_write_tokens,estimated_cost_usd")
     assert "alice" in run("usage_report", "--by", "user")
+
+
+def test_usage_report_takes_a_range_of_days_or_times(api_key_factory):
+    from datetime import timedelta
+
+    from django.core.management.base import CommandError
+    from django.utils import timezone
+
+    from gateway.usage.rows import UsageRow
+    from gateway.usage.store import write_rows
+
+    key, _ = api_key_factory("alice")
+    today = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    write_rows([UsageRow(created_at=today - timedelta(days=ago), api_key_id=key.pk, user_id=key.user_id,
+                         key_prefix=key.prefix, endpoint="messages", requested_model="gpt-5.5", input_tokens=ago)
+                for ago in (0, 1, 10, 40)])
+
+    def requests(*args: str) -> int:
+        return sum(r["requests"] for r in json.loads(run("usage_report", "--by", "user", "--format", "json", *args)))
+
+    assert requests() == 4
+    assert requests("--days", "1") == 1 and requests("--days", "2") == 2 and requests("--days", "30") == 3
+    day = lambda ago: (today - timedelta(days=ago)).date().isoformat()  # noqa: E731
+    assert requests("--since", day(40), "--until", day(1)) == 2          # the 40- and 10-day-old rows
+    assert requests("--since", f"{day(1)}T11:30", "--until", f"{day(1)}T12:00") == 0
+    assert requests("--since", f"{day(1)}T11:30", "--until", f"{day(1)}T12:30") == 1  # hours round outwards
+    with pytest.raises(CommandError):
+        run("usage_report", "--since", "yesterday")
 
 
 def test_ensure_admin_creates_the_first_admin_once():
