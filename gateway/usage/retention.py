@@ -36,7 +36,7 @@ def prune(now: datetime, days: int, batch: int = BATCH) -> int:
                 f"DELETE FROM {RECORD_TABLE} WHERE id IN "
                 f"(SELECT id FROM {RECORD_TABLE} WHERE created_at < %s ORDER BY created_at LIMIT %s)",
                 [cutoff, batch])
-            deleted = cursor.rowcount
+            deleted = int(cursor.rowcount)
         total += max(deleted, 0)
         if deleted < batch:
             return total

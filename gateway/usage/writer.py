@@ -261,7 +261,7 @@ def _writes_succeeded() -> None:
         logger.warning("usage writes recovered after %.0f s; %d rows still waiting",
                        time.monotonic() - _failing_since, waiting_rows())
         _failing_since = None
-        _warned.difference_update({"spill", "journal-full", "memory-full"})
+        _warned.difference_update({"spill", "journal-full", "memory-full", "keys", "notes"})
 
 
 def _touch_keys(batch: Sequence[UsageRow]) -> None:
@@ -271,8 +271,9 @@ def _touch_keys(batch: Sequence[UsageRow]) -> None:
             last_used[r.api_key_id] = max(r.created_at, last_used.get(r.api_key_id, r.created_at))
     try:
         touch_last_used(last_used)
+        _warned.discard("keys")
     except Exception:  # the rows are written: queueing them again would count them twice
-        logger.warning("could not note the last use of %d keys", len(last_used))
+        _warn_once("keys", "could not note the last use of %d keys", len(last_used))
         _close_connection()
 
 
@@ -284,10 +285,11 @@ def _write_credential_notes() -> None:
     for credential_id, windows in notes.items():
         try:
             note_success(credential_id, windows)
-        except Exception:  # a last-used note is not worth a retry, nor a traceback per flush
-            logger.warning("could not note the use of credential %s", credential_id)
+        except Exception:  # a last-used note is not worth a retry, nor a log line per flush
+            _warn_once("notes", "could not note the use of credential %s", credential_id)
             _close_connection()
             return
+    _warned.discard("notes")
 
 
 def _close_connection() -> None:
@@ -324,6 +326,7 @@ def replay_orphans() -> int:
                 journal.close_orphan(rest)
             return new
         target.release(segment)
+        _writes_succeeded()
         new += added
         logger.info("replayed usage journal %s: %d rows, %d new", segment.path.name if segment.path else "", read,
                     added)
