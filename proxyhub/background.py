@@ -11,12 +11,13 @@ _started: set[asyncio.AbstractEventLoop] = set()
 _tasks: list[asyncio.Task[None]] = []
 
 
-async def _sample_usage_backlog() -> None:
-    """Keep this worker's usage-backlog gauges current: /metrics reads every worker's from its file."""
+async def _publish_metrics() -> None:
+    """Write this worker's metrics to its files every second: /metrics reads every worker's from there."""
     from gateway.usage import metrics, writer
 
     while True:
         metrics.set_usage_backlog(writer.waiting_rows(), writer.dropped_rows())
+        metrics.flush()
         await asyncio.sleep(1.0)
 
 
@@ -30,7 +31,7 @@ def start_once() -> None:
     # Clears this process's key, catalog and pool caches when another process changed them.
     _tasks.append(loop.create_task(watch(settings.PROXYHUB_SHARED_POLL_SECONDS)))
     drain.install()  # daphne: SIGTERM drains instead of cancelling every stream
-    _tasks.append(loop.create_task(_sample_usage_backlog()))
+    _tasks.append(loop.create_task(_publish_metrics()))
     from gateway.usage.retention import run_retention
     from gateway.usage.writer import run_replayer
 

@@ -113,7 +113,7 @@ def install() -> None:
         return
     _installed = True
     try:
-        from twisted.internet import reactor
+        reactor = _reactor()
     except ImportError:
         return
     if not getattr(reactor, "running", False):
@@ -126,10 +126,16 @@ def install() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _begin_daphne_drain(loop: asyncio.AbstractEventLoop) -> None:
-    global _draining
+def _reactor() -> Any:
+    """Twisted's global reactor (typed Any: its module-level instance confuses mypy)."""
     from twisted.internet import reactor
 
+    return reactor
+
+
+def _begin_daphne_drain(loop: asyncio.AbstractEventLoop) -> None:
+    global _draining
+    reactor = _reactor()
     if _draining:
         logger.warning("second SIGTERM: stopping now, cancelling %d requests", _in_flight)
         reactor.stop()
@@ -140,8 +146,9 @@ def _begin_daphne_drain(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def _drain_daphne() -> None:
-    from twisted.internet import reactor, tcp
+    from twisted.internet import tcp
 
+    reactor = _reactor()
     for reader in reactor.getReaders():
         if isinstance(reader, tcp.Port):
             reader.stopListening()

@@ -105,11 +105,14 @@ def test_one_scrape_reports_every_worker_sharing_the_directory(tmp_path, catalog
         in_flight = _wait_for(lambda: _scrape(a.url)("proxyhub_requests_in_flight") == 1)
         streaming.join(30)
         wait_for_usage(6)
+        # Each worker writes its counts to the shared files about once a second.
+        all_in = _wait_for(lambda: _scrape(a.url)("proxyhub_request_duration_seconds_count", **SONNET) == 6)
         totals = _scrape(a.url)
         from_b = _scrape(b.url)
     assert in_flight, "a did not see the stream in flight on b"
+    assert all_in, totals.text
     assert totals("proxyhub_requests_total", provider="claude", endpoint="messages", outcome="ok", status="200") == 6
-    assert totals("proxyhub_request_duration_seconds_count", **SONNET) == 6
+    assert totals("proxyhub_request_ttfb_seconds_count", **SONNET) == 6
     assert totals("proxyhub_requests_in_flight") == 0
     assert from_b("proxyhub_requests_total", provider="claude", endpoint="messages", outcome="ok", status="200") == 6
 
