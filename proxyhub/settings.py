@@ -182,6 +182,8 @@ PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
 # a relative path is under the project. Empty: no journal (rows wait in memory only).
 PROXYHUB_JOURNAL_DIR = env("PROXYHUB_JOURNAL_DIR", default="data/journal")
 PROXYHUB_JOURNAL_MAX_BYTES = env.int("PROXYHUB_JOURNAL_MAX_BYTES", default=1024 ** 3)
+# How often each worker replays the journal files of workers that died (seconds; also once at start).
+PROXYHUB_JOURNAL_REPLAY_SECONDS = env.float("PROXYHUB_JOURNAL_REPLAY_SECONDS", default=30.0)
 # Raw usage rows older than this are deleted daily (the hourly and daily rollups are kept); unset keeps all.
 PROXYHUB_USAGE_RETENTION_DAYS = env.int("PROXYHUB_USAGE_RETENTION_DAYS", default=None)
 # prometheus_client's multiprocess mode (gateway/usage/metrics.py) needs a directory shared by a host's workers,

@@ -45,7 +45,6 @@ FLUSH_SECONDS = 0.25
 MAX_RETRY_SECONDS = 5.0
 MAX_MEMORY_ROWS = 10_000  # rows held in memory; past it they wait in the journal only
 BATCH_ROWS = 5_000  # rows per transaction
-REPLAY_SECONDS = 30.0  # how often to look for segments whose process is gone
 
 T = TypeVar("T")
 
@@ -341,7 +340,7 @@ async def run_replayer(interval: float | None = None) -> None:
             await areplay_orphans()
         except Exception:
             logger.exception("usage journal replay failed")
-        await asyncio.sleep(REPLAY_SECONDS if interval is None else interval)
+        await asyncio.sleep(settings.PROXYHUB_JOURNAL_REPLAY_SECONDS if interval is None else interval)
 
 
 # --- state, for metrics, tests and shutdown -------------------------------------

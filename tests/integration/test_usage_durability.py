@@ -92,17 +92,17 @@ def test_a_worker_killed_mid_burst_loses_no_answered_request(
         tmp_path, catalog_seeded, fake, api_key_factory, credential_factory):
     credential_factory()
     _, key = api_key_factory()
-    env = _env(fake, session_database_url(), tmp_path / "journal")
+    # Two workers sharing one journal directory, as a host's workers do; the survivor replays the other's.
+    env = _env(fake, session_database_url(), tmp_path / "journal", PROXYHUB_JOURNAL_REPLAY_SECONDS="1")
     fake.add_fault("claude", "slow", times=STREAMS, delay=0.03)  # each stream takes a few hundred ms
     kill_after = random.randint(5, 20)
 
-    with daphne(env) as first:
+    with daphne(env) as first, daphne(env) as survivor:
         completed, in_flight = asyncio.run(_burst_then_kill(first, key, kill_after))
-    assert first.process.returncode == -9
-    assert kill_after <= len(completed) < STREAMS and in_flight > 0, (len(completed), in_flight)
-
-    with daphne(env):  # a new worker on the same journal replays the dead one's segment at start
-        _wait(lambda: not list((tmp_path / "journal").glob("*/*.jsonl")), 20, "the journal replay")
+        assert first.process.returncode == -9
+        assert kill_after <= len(completed) < STREAMS and in_flight > 0, (len(completed), in_flight)
+        _wait(lambda: not list((tmp_path / "journal").glob("*/*.jsonl")), 20, "the survivor's replay")
+    assert "replayed usage journal" in survivor.output
     ids = Counter(UsageRecord.objects.values_list("request_id", flat=True))
     missing = [r for r in completed if ids[r] != 1]
     assert not missing, f"{len(missing)} of {len(completed)} answered requests have no usage row"
