@@ -110,7 +110,7 @@ def period_start(period: str, now: datetime | None = None) -> datetime:
     """Where a PERIODS entry starts: "24h" is this hour and the 23 before; "7d" is today and the six days before."""
     now = now or timezone.now()
     span = PERIODS[period]
-    if span < timedelta(days=1):
+    if period.endswith("h"):
         return _floor_hour(now) - span + timedelta(hours=1)
     return _midnight(now.astimezone(UTC).date() - timedelta(days=span.days - 1))
 

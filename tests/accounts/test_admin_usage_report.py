@@ -1,4 +1,5 @@
-"""/admin/usage/: the staff report by key, user, model and day over 24 h / 7 d / 30 d, with CSV."""
+"""/admin/usage/: the staff report by key, user, model, day, credential and provider over 24 h to 90 d or dates,
+with CSV; the usage record list and its raw export; the credentials page's 24 h usage."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +119,110 @@ def test_report_costs_a_fixed_number_of_queries(staff_client, world, api_key_fac
         usage_factory(extra, input_tokens=1)
     with django_assert_max_num_queries(8):
         staff_client.get("/admin/usage/?by=key&period=7d")
+
+
+def test_report_covers_90_days_and_a_custom_range_of_days(staff_client, world):
+    today = timezone.now().date()
+    assert staff_client.get("/admin/usage/?by=user&period=90d").context["total"]["requests"] == 4
+    response = staff_client.get(f"/admin/usage/?by=model&from={today - timedelta(days=20)}&to={today - timedelta(days=3)}")
+    assert response.context["period"] == "custom"
+    assert rows(response) == {("gpt-5.5",): [2, 1007, 3, 0, 0]}
+    page = response.content.decode()
+    assert svg_bars(page) == 18 and f'value="{today - timedelta(days=20)}"' in page
+    # Reversed dates are put in order; the CSV link keeps the range.
+    swapped = staff_client.get(f"/admin/usage/?by=model&from={today - timedelta(days=3)}&to={today - timedelta(days=20)}")
+    assert rows(swapped) == rows(response)
+    assert f"from={today - timedelta(days=20)}&amp;to={today - timedelta(days=3)}" in page
+
+
+def test_report_of_24_hours_is_charted_per_hour(staff_client, world):
+    page = staff_client.get("/admin/usage/?by=key&period=24h").content.decode()
+    assert svg_bars(page) == 24 and "Tokens per hour" in page
+
+
+def test_report_groups_by_credential_and_provider(staff_client, api_key_factory, usage_factory, priced_catalog):
+    from credentials.models import Credential
+
+    key, _ = api_key_factory("alice")
+    account = Credential.objects.create(provider="claude", label="team-max")
+    usage_factory(key, credential_id=account.pk, provider="claude", input_tokens=10)
+    usage_factory(key, "gpt-5.5", provider="codex", input_tokens=3)
+    assert rows(staff_client.get("/admin/usage/?by=credential")) == {(None,): [1, 3, 0, 0, 0],
+                                                                     ("claude:team-max",): [1, 10, 0, 0, 0]}
+    assert rows(staff_client.get("/admin/usage/?by=provider")) == {("claude",): [1, 10, 0, 0, 0],
+                                                                   ("codex",): [1, 3, 0, 0, 0]}
+
+
+def svg_bars(page):
+    chart = page[page.index('<figure class="chart">'):]
+    return chart[:chart.index("</svg>")].count("<rect")
+
+
+RECORDS = "/admin/gateway/usagerecord/"
+
+
+@pytest.fixture
+def many(api_key_factory, usage_factory):
+    """30 records: 10 per hour over the last three hours, one of them an upstream error."""
+    key, _ = api_key_factory("carol", name="bulk")
+    now = timezone.now()
+    for n in range(30):
+        outcome = "upstream_error" if n == 7 else "ok"
+        usage_factory(key, "gpt-5.5(high)" if n % 2 else "claude-sonnet-4-6", at=now - timedelta(minutes=6 * n),
+                      outcome=outcome, provider="codex" if n % 2 else "claude", request_id=f"req-{n}")
+    return key
+
+
+def test_record_list_never_counts_the_whole_table(staff_client, many, monkeypatch):
+    from gateway import admin as gateway_admin
+
+    monkeypatch.setattr(gateway_admin, "COUNT_CAP", 12)
+    monkeypatch.setattr(gateway_admin.UsageRecordAdmin, "list_per_page", 10)
+    with CaptureQueriesContext(connection) as queries:
+        first = staff_client.get(RECORDS)
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts)
+    # Past the cap the list shows the table's estimated size and still pages to the end.
+    assert first.context["cl"].result_count == 30
+    last = staff_client.get(f"{RECORDS}?p=3")
+    assert [r.request_id for r in last.context["cl"].result_list] == [f"req-{n}" for n in range(20, 30)]
+    assert [r.request_id for r in first.context["cl"].result_list] == [f"req-{n}" for n in range(10)]
+
+
+def test_record_list_filters_and_exact_search(staff_client, many):
+    def ids(query):
+        response = staff_client.get(f"{RECORDS}?{query}")
+        assert response.status_code == 200
+        return sorted(r.request_id for r in response.context["cl"].result_list)
+
+    assert ids("outcome__exact=upstream_error") == ["req-7"]
+    assert len(ids("provider=codex")) == 15
+    assert len(ids("within=1h")) == 10
+    assert ids("q=req-12") == ["req-12"]
+    assert len(ids(f"q={many.prefix}")) == 30
+    assert len(ids("q=claude-sonnet-4-6")) == 15
+    assert ids("q=sonnet") == []  # exact only: a substring search would read every row
+
+
+def test_raw_records_export_is_streamed_for_the_reports_range(staff_client, many, world):
+    response = staff_client.get("/admin/gateway/usagerecord/export/?period=24h")
+    lines = list(csv.DictReader(io.StringIO(body(response))))
+    assert response["Content-Disposition"] == 'attachment; filename="proxyhub-usage-records-24h.csv"'
+    assert len(lines) == 32 and lines[0]["created_at"] <= lines[-1]["created_at"]
+    assert {"request_id", "user", "outcome", "input_tokens"} <= set(lines[0])
+    one_key = staff_client.get(f"/admin/gateway/usagerecord/export/?period=30d&key={world['bob'].pk}")
+    assert [r["input_tokens"] for r in csv.DictReader(io.StringIO(body(one_key)))] == ["1000", "7"]
+
+
+def test_credentials_page_reads_24h_usage_from_rollups(staff_client, api_key_factory, usage_factory):
+    from credentials.models import Credential
+
+    key, _ = api_key_factory("alice")
+    account = Credential.objects.create(provider="claude", label="team-max")
+    usage_factory(key, credential_id=account.pk, input_tokens=100, output_tokens=20)
+    usage_factory(key, credential_id=account.pk, at=timezone.now() - timedelta(hours=30), input_tokens=999)
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get("/admin/credentials/credential/")
+    listed = response.context["cl"].result_list
+    assert [(c.requests_24h, c.tokens_24h) for c in listed] == [(1, 120)]
+    assert not [q for q in queries.captured_queries if "gateway_usagerecord" in q["sql"]]
