@@ -78,6 +78,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def _child(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``parent[key]`` when it is an object, else an empty one: answers are parsed defensively."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _entry(percent: float, reset: float | None, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"utilization": percent / 100.0, **extra}
     if reset is not None:
@@ -123,8 +129,7 @@ def _claude_limits(limits: Any) -> dict[str, dict[str, Any]]:
         kind = item.get("kind")
         name = _CLAUDE_LIMIT_KINDS.get(kind) if isinstance(kind, str) else None
         if kind == "weekly_scoped":
-            scope = item.get("scope") if isinstance(item.get("scope"), dict) else {}
-            model = scope.get("model") if isinstance(scope.get("model"), dict) else {}
+            model = _child(_child(item, "scope"), "model")
             label = model.get("display_name") or model.get("name")
             name = f"7d_{_slug(label)}" if isinstance(label, str) and _slug(label) else None
         if name is not None and percent is not None:
@@ -141,7 +146,7 @@ def codex_usage(data: Any, now: float | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not isinstance(data, dict):
         return out
-    rate_limit = data.get("rate_limit") if isinstance(data.get("rate_limit"), dict) else {}
+    rate_limit = _child(data, "rate_limit")
     for slot, fallback in (("primary_window", FIVE_HOURS_MINUTES), ("secondary_window", WEEK_MINUTES)):
         window = rate_limit.get(slot)
         if not isinstance(window, dict):
