@@ -7,6 +7,7 @@ A host that is draining (SIGTERM, proxyhub.drain) is not ready either.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import connection
@@ -15,6 +16,9 @@ from django.utils import timezone
 
 from credentials.health import ProviderHealth, pool_health
 from proxyhub import drain
+
+logger = logging.getLogger(__name__)
+_last_problems: list[str] = []  # what this process's last /readyz found wrong
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -46,7 +50,21 @@ def readyz(request: HttpRequest) -> JsonResponse:
             problems.append(f"{row.name}: {total} account{'s' if total != 1 else ''}, none usable ({_why(row)})")
     status = 503 if problems else 200
     body = {"status": "unavailable" if problems else "ready", "problems": problems, **report}
-    return JsonResponse(body, status=status, headers={"cache-control": "no-store"})
+    response = JsonResponse(body, status=status, headers={"cache-control": "no-store"})
+    # A probe every few seconds would log each 503 as an error (django.request); say it when it changes instead.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    _log_change(problems)
+    return response
+
+
+def _log_change(problems: list[str]) -> None:
+    global _last_problems
+    if problems != _last_problems:
+        if problems:
+            logger.warning("not ready: %s", "; ".join(problems))
+        elif _last_problems:
+            logger.info("ready again")
+        _last_problems = problems
 
 
 def _provider_report(row: ProviderHealth) -> dict[str, Any]:
