@@ -198,3 +198,18 @@ def test_pool_status_lists_every_state_and_never_a_token(db, credential_factory)
     for credential in (ready, cooling, dead):
         assert credential.access_token not in text + out.getvalue()
         assert credential.refresh_token not in text + out.getvalue()
+
+
+def test_response_headers_update_the_windows_they_report_and_keep_the_polled_ones(
+        gateway, fake, credential_factory, api_key_factory):
+    credential = credential_factory("claude")
+    credential.windows = {"5h": {"utilization": 0.10, "reset": RESET}, "7d_sonnet": {"utilization": 0.56}}
+    credential.save()
+    fake.set_account_utilization("claude", credential.account_id, 0.33, 0.44)
+    _, key = api_key_factory()
+
+    r = httpx.post(gateway + "/v1/messages", json=BODY, headers={"x-api-key": key}, timeout=30)
+
+    assert r.status_code == 200
+    assert fake.wait_for(lambda: windows_of(credential)["5h"] == 33.0)
+    assert windows_of(credential) == {"5h": 33.0, "7d": 44.0, "7d_sonnet": 56.0}
