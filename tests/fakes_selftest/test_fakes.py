@@ -844,6 +844,10 @@ def test_codex_usage_names_windows_by_length_and_checks_the_account(fakes: FakeU
     fakes.set_account_utilization("codex", "acct-9", 0.0, 0.30, weekly_only=True)
     weekly = http.get(fakes.codex_usage_url, headers=headers).json()["rate_limit"]
     assert weekly["primary_window"]["limit_window_seconds"] == 604800 and weekly["secondary_window"] is None
+    streamed = http.post(fakes.codex_base_url + "/responses", json=codex_body(), headers=headers)
+    assert streamed.headers["x-codex-primary-window-minutes"] == "10080"  # the headers tell the same story
+    assert streamed.headers["x-codex-primary-used-percent"] == "30"
+    assert "x-codex-secondary-used-percent" not in streamed.headers
     wrong = http.get(fakes.codex_usage_url, headers={**headers, "chatgpt-account-id": "acct-1"})
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "token_expired"
     no_account = http.get(fakes.codex_usage_url, headers={"authorization": f"Bearer {token}"})
@@ -851,5 +855,6 @@ def test_codex_usage_names_windows_by_length_and_checks_the_account(fakes: FakeU
     fakes.add_fault("codex_usage", "server_error")
     assert http.get(fakes.codex_usage_url, headers=headers).status_code == 500
     assert [r.status for r in fakes.requests("codex_usage")] == [200, 200, 401, 400, 500]
+    assert [r.path for r in fakes.requests("codex")] == ["/backend-api/codex/responses"]
     fakes.reset()
     assert http.get(fakes.codex_usage_url, headers=headers).json()["rate_limit"]["primary_window"]["used_percent"] == 12.0
