@@ -11,7 +11,8 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.urls import URLPattern
 
-from credentials.models import Credential, Model
+from credentials import audit
+from credentials.models import AuditEntry, Credential, Model
 from credentials.refresh import RefreshFailed, refresh_now
 from credentials.urls import admin_urlpatterns
 
@@ -77,27 +78,42 @@ class CredentialAdmin(admin.ModelAdmin):
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
         for credential in queryset:
             try:
-                fresh = refresh_now(credential)
+                with audit.operation("credential.refreshed"):
+                    fresh = refresh_now(credential)
             except RefreshFailed as exc:
                 state = "needs re-login" if exc.permanent else "try again later"
+                audit.record("credential.refresh_failed", target=credential, reason=str(exc)[:300], outcome=state)
                 messages.error(request, f"{credential}: refresh failed ({state}): {exc}")
             else:
                 messages.success(request, f"{credential}: refreshed, expires {fresh.expires_at:%Y-%m-%d %H:%M} UTC.")
 
+    # The state actions save() row by row (not queryset.update()) so each change reaches the audit trail.
     @admin.action(description="Enable selected credentials")
     def enable(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        n = queryset.update(status=Credential.Status.ACTIVE, status_reason="", cooldown_until=None)
+        n = _save_each(queryset, status=Credential.Status.ACTIVE, status_reason="", cooldown_until=None)
         messages.success(request, f"Enabled {n} credential(s).")
 
     @admin.action(description="Disable selected credentials")
     def disable(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        n = queryset.update(status=Credential.Status.DISABLED, status_reason="disabled by an admin")
+        n = _save_each(queryset, status=Credential.Status.DISABLED, status_reason="disabled by an admin")
         messages.success(request, f"Disabled {n} credential(s).")
 
     @admin.action(description="Clear cooldown")
     def clear_cooldown(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        n = queryset.update(cooldown_until=None, cooldown_reason="")
+        with audit.operation("credential.cooldown_cleared"):
+            n = _save_each(queryset, cooldown_until=None, cooldown_reason="")
         messages.success(request, f"Cleared the cooldown of {n} credential(s).")
+
+
+def _save_each(queryset: QuerySet[Credential], **fields: object) -> int:
+    """Set ``fields`` on each credential with save(update_fields=...); returns how many."""
+    count = 0
+    for credential in queryset:
+        for name, value in fields.items():
+            setattr(credential, name, value)
+        credential.save(update_fields=[*fields, "updated_at"])
+        count += 1
+    return count
 
 
 @admin.register(Model)
@@ -106,3 +122,28 @@ class ModelAdmin(admin.ModelAdmin):
     list_filter = ("provider", "enabled")
     list_editable = ("enabled",)
     search_fields = ("name", "display_name", "upstream_id")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: nobody edits or deletes history from the admin."""
+
+    list_display = ("at", "actor", "action", "target", "address", "changes")
+    list_filter = ("action", "target_type", "actor")
+    search_fields = ("actor", "target", "action", "target_id")
+    date_hierarchy = "at"
+    show_full_result_count = False
+    list_per_page = 100
+
+    @admin.display(description="what changed")
+    def changes(self, obj: AuditEntry) -> str:
+        return audit.summary(obj.detail)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False

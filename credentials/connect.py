@@ -36,7 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from credentials import services
+from credentials import audit, services
 from credentials.importers import ImportFormatError, parse_token_file
 from credentials.models import Credential, PendingLogin, Provider
 from credentials.oauth import OAuthError, PermanentOAuthError, Pkce, TokenSet
@@ -168,7 +168,7 @@ def finish(pending_id: UUID | str, pasted: str, *, label: str = "", user: Any = 
     except OAuthError as exc:
         raise PasteError(exc.message, provider=pending.provider) from None
     tokens = _exchange(provider_flow, code, pkce(pending))
-    with transaction.atomic():
+    with transaction.atomic(), audit.operation("credential.connected"):
         PendingLogin.objects.filter(pk=pending.pk).delete()
         credential, created = services.upsert(pending.provider, tokens, label=label.strip())
     logger.info("%s %s credential #%s", "connected" if created else "updated", pending.provider, credential.pk)
@@ -221,9 +221,11 @@ def import_token_file(content: bytes, *, label: str = "") -> Connected:
     if provider == Provider.CLAUDE:
         tokens = claude_oauth.identify(tokens)
     try:
-        credential, created = services.upsert(provider, tokens, label=label.strip(), only_if_newer=True)
+        with audit.operation("credential.imported"):
+            credential, created = services.upsert(provider, tokens, label=label.strip(), only_if_newer=True)
     except services.StaleTokensError as exc:
         logger.info("skipped importing %s credential #%s: older tokens", provider, exc.credential.pk)
+        audit.record("credential.import_skipped", target=exc.credential, reason=exc.reason)
         return Connected(exc.credential, False, skipped=exc.reason)
     return Connected(credential, created)
 

@@ -138,3 +138,6 @@ class PendingLogin(models.Model):
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at <= now
+
+
+from credentials.audit_models import AuditEntry  # noqa: E402,F401  (registers the audit trail's model)

@@ -37,13 +37,16 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "accounts.admin_config.ProxyHubAdminConfig",  # django.contrib.admin with the TOTP-aware site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "credentials",
     "accounts",
     "gateway",
@@ -57,9 +60,28 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "proxyhub.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
+
+# Sign-in throttle (django-axes, accounts.signin): after PROXYHUB_SIGNIN_FAILURE_LIMIT failures from one
+# address or for one username, that address or username is locked out for PROXYHUB_SIGNIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "accounts.signin.SigninThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+PROXYHUB_SIGNIN_FAILURE_LIMIT = env.int("PROXYHUB_SIGNIN_FAILURE_LIMIT", default=5)
+PROXYHUB_SIGNIN_LOCKOUT_MINUTES = env.int("PROXYHUB_SIGNIN_LOCKOUT_MINUTES", default=15)
+AXES_FAILURE_LIMIT = PROXYHUB_SIGNIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = PROXYHUB_SIGNIN_LOCKOUT_MINUTES / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.signin.locked_out"
+AXES_VERBOSE = False  # its log lines name the username and address; the audit trail has them
+OTP_TOTP_ISSUER = "ProxyHub"
 
 ROOT_URLCONF = "proxyhub.urls"
 ASGI_APPLICATION = "proxyhub.asgi.application"
@@ -118,7 +140,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # httpx logs every token-endpoint call at INFO; ours say what matters.
-    "loggers": {"httpx": {"level": "WARNING"}},
+    # axes logs every sign-in at INFO (the audit trail records them).
+    "loggers": {"httpx": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- ProxyHub ---------------------------------------------------------------

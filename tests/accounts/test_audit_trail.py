@@ -224,3 +224,22 @@ def test_the_admin_shows_the_trail_read_only_with_filters(lead_client):
     entry = entries()[0]
     assert lead_client.post(f"/admin/credentials/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_the_actor_and_address_reach_the_entry(catalog, api_key_factory):
+    """The middleware's async path (daphne and uvicorn serve the pages through ASGI)."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    base, _ = await sync_to_async(api_key_factory)("dana", ["claude-*"])
+    user = base.user
+    user.set_password("dana-pw-1357")
+    await user.asave()
+    client = AsyncClient()
+    assert (await client.post("/me/login/", {"username": "dana", "password": "dana-pw-1357"})).status_code == 302
+    response = await client.post("/me/keys/new/", {"name": "tablet", "based_on": base.pk})
+    assert response.status_code == 200
+    issued = await AuditEntry.objects.filter(action="key.issued", actor="dana").aget()
+    assert issued.address == "127.0.0.1" and issued.user_id == user.pk
+    assert "(tablet) of dana" in issued.target

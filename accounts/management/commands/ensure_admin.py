@@ -4,10 +4,11 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+
+from credentials.audit import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create the first admin account when no user exists yet, and print its password once."
 
     def add_arguments(self, parser: Any) -> None:

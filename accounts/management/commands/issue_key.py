@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from accounts.services import issue_key_for_username
+from credentials.audit import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Issue an API key for USER (created if needed). The key is printed alone on the last line."
 
     def add_arguments(self, parser: Any) -> None:

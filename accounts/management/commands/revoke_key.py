@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.services import revoke_key
+from credentials.audit import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Revoke the API key(s) whose visible prefix starts with PREFIX."
 
     def add_arguments(self, parser: Any) -> None:

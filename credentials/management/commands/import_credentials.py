@@ -3,13 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from credentials.audit import AuditedCommand
 from credentials.connect import import_token_file
 from credentials.importers import ImportFormatError
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = ("Import OAuth token files: CLIProxyAPI claude-*.json / codex-*.json, Claude Code "
             ".credentials.json, Codex CLI auth.json. Accounts seen before are updated.")
 

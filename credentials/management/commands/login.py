@@ -4,12 +4,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials import connect
+from credentials.audit import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = ("Connect a Claude or ChatGPT account: prints the login URL (alone on the first line), then reads "
             "the pasted code#state (Claude) or callback address (ChatGPT) from standard input.")
 
