@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -236,6 +237,23 @@ class Journal:
             segment = _lock_orphan(self.directory / name)
             if segment is not None:
                 yield segment
+        self._remove_stale_temps()
+
+    def _remove_stale_temps(self) -> None:
+        """Delete segments a process died creating (locked under their temporary name, never renamed)."""
+        for name in os.listdir(self.directory):
+            if not (name.startswith(".") and name.endswith(".tmp")) or name.startswith(f".{self._prefix}"):
+                continue
+            path = self.directory / name
+            try:
+                if time.time() - path.stat().st_mtime < 60:  # maybe between its creation and its lock
+                    continue
+            except FileNotFoundError:
+                continue
+            segment = _lock_orphan(path)
+            if segment is not None:
+                path.unlink(missing_ok=True)
+                close_orphan(segment)
 
     def close(self) -> None:
         """Drop the current segment's lock without deleting it (at exit: another process replays it)."""

@@ -220,7 +220,7 @@ def _write_step(segment: Segment) -> bool:
             return True  # written meanwhile (the exit handler and the writer thread race at shutdown)
         try:
             if segment.spilled:
-                batch, lines, offset = segment.read_batch(BATCH_ROWS)
+                batch, lines, offset = _read_spilled(segment)
                 write_rows(batch)
                 segment.offset, segment.committed = offset, segment.committed + lines
                 done = segment.offset >= segment.size or not lines
@@ -243,6 +243,17 @@ def _write_step(segment: Segment) -> bool:
         _writes_succeeded()
     _touch_keys(batch)
     return True
+
+
+def _read_spilled(segment: Segment) -> tuple[list[UsageRow], int, int]:
+    """The next batch of a segment whose rows are on disk only; an unreadable file is given up, loudly
+    (a stuck segment would hold back every row after it)."""
+    try:
+        return segment.read_batch(BATCH_ROWS)
+    except OSError as exc:
+        logger.error("usage journal %s cannot be read (%s); its %d unwritten rows are lost", segment.path,
+                     type(exc).__name__, segment.waiting)
+        return [], segment.waiting, segment.size
 
 
 def _writes_failed(exc: Exception) -> None:

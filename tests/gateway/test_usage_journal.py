@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -125,3 +126,12 @@ def test_segments_are_private_files(tmp_path):
     owner.append(_row(1))
     assert os.stat(owner.current.path).st_mode & 0o077 == 0
     owner.close()
+
+
+def test_a_segment_its_process_died_creating_is_removed_once_old(tmp_path):
+    stale, fresh = tmp_path / ".dead-1-00000001.tmp", tmp_path / ".dead-2-00000001.tmp"
+    stale.write_bytes(b"")
+    fresh.write_bytes(b"")
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    assert _replay(tmp_path) == 0
+    assert not stale.exists() and fresh.exists()  # a fresh one may be a live process's, about to be locked

@@ -204,3 +204,26 @@ def test_retention_is_off_unless_configured(settings):
     write_rows([_row(created_at=datetime(2020, 1, 1, tzinfo=timezone.utc))])
     assert retention.prune_configured(datetime(2026, 1, 1, tzinfo=timezone.utc)) == 0
     assert UsageRecord.objects.count() == 1
+
+
+def test_a_spilled_segment_that_cannot_be_read_is_given_up_and_the_rows_after_it_still_arrive(monkeypatch, caplog):
+    monkeypatch.setattr(usage, "MAX_MEMORY_ROWS", 1)
+    down = True
+
+    def write(batch):
+        if down:
+            raise OperationalError("down")
+        return write_rows(batch)
+
+    monkeypatch.setattr(usage, "write_rows", write)
+    for n in (1, 2, 3):
+        usage.record_usage(_row(input_tokens=n))  # row 1 in memory; 2 and 3 in a spilled segment
+    spilled = [s for s in usage._closed if s.spilled] or [usage._journal.current]
+    spilled[0].path.unlink()  # lost to an operator's rm
+    down = False
+    caplog.set_level(logging.ERROR, logger="gateway.usage.writer")
+    assert usage.write_pending() is True
+    usage.record_usage(_row(input_tokens=4))
+    assert sorted(UsageRecord.objects.values_list("input_tokens", flat=True)) == [1, 4]
+    assert usage.waiting_rows() == 0
+    assert any("cannot be read" in r.getMessage() and "2 unwritten rows" in r.getMessage() for r in caplog.records)
