@@ -11,6 +11,7 @@ through them). ``--seed`` fixes the mix; every run adds new rows.
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def _batches(total: int, days: int, senders: list[Sender], credentials: dict[str
         columns = {name: rng.choices(pool, k=n) for name, pool in pools.items()}
         chosen = rng.choices(senders, weights=weights, k=n)
         picked = rng.choices(OUTCOMES, weights=outcome_weights, k=n)
-        ids = rng.randbytes(32 * n).hex()
+        ids = os.urandom(32 * n).hex()  # not from the seed: a second run adds rows, it does not replay
         yield [_row(sender, start + timedelta(seconds=offsets[first + i]), picked[i], credentials,
                     {name: values[i] for name, values in columns.items()}, ids[64 * i:64 * i + 64])
                for i, sender in enumerate(chosen)]
