@@ -6,6 +6,9 @@ then is cancelled (its usage row says client_cancelled) and written too.
 - uvicorn (any server with the ASGI lifespan protocol) stops accepting and
   waits by itself: run it with ``--lifespan on --timeout-graceful-shutdown
   $PROXYHUB_DRAIN_SECONDS``. lifespan() flushes the usage writer at shutdown.
+  With several workers the supervisor keeps the listening socket open until
+  they have exited, so the SIGTERM handler shuts the socket down first
+  (_refuse_at_sigterm): new connections are refused, not left in the backlog.
   uvicorn then re-raises the SIGTERM it caught with the default handler, which
   would kill the process (exit 143) after a clean drain; blocking the signal
   once everything is written makes that a no-op and the process exits 0.
@@ -20,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import signal
+import socket
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
@@ -82,6 +88,7 @@ async def lifespan(receive: Receive, send: Send, startup: Callable[[], None]) ->
         message = await receive()
         if message["type"] == "lifespan.startup":
             startup()
+            _refuse_at_sigterm()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await finish()
@@ -89,6 +96,41 @@ async def lifespan(receive: Receive, send: Send, startup: Callable[[], None]) ->
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _refuse_at_sigterm() -> None:
+    """Close the listening sockets for every process sharing them as soon as SIGTERM arrives, then go on as before.
+
+    Several uvicorn workers share a socket their supervisor also holds until
+    they have all exited: closing it in a worker would not refuse anything, and
+    connections arriving during the drain would wait unanswered in the backlog.
+    shutdown() acts on the socket itself, so the kernel refuses them at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach the main thread only (a server run in a thread, as tests do)
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        _shut_listening_sockets()
+        previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _shut_listening_sockets() -> None:
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))  # a duplicate: closing it leaves the server's fd alone
+        except OSError:
+            continue  # not a socket, or already gone
+        with sock:
+            try:
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
 
 
 async def finish() -> None:

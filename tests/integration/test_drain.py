@@ -1,8 +1,9 @@
 """SIGTERM drains: the process stops accepting, lets the streams in flight finish, writes their usage, exits 0.
 
 Run through deploy/serve, the production command, under both servers: uvicorn
-(its own graceful shutdown plus the lifespan flush) and daphne (which has no
-lifespan: proxyhub/drain.py takes over its SIGTERM).
+(its own graceful shutdown plus the lifespan flush; with two workers too, whose
+supervisor holds the listening socket until they exit) and daphne (which has
+no lifespan: proxyhub/drain.py takes over its SIGTERM).
 """
 from __future__ import annotations
 
@@ -56,15 +57,15 @@ def refused(url: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+@pytest.mark.parametrize("server, workers", [("uvicorn", 1), ("uvicorn", 2), ("daphne", 1)])
 def test_sigterm_lets_a_stream_in_flight_finish_refuses_new_connections_and_exits_0(
-        server, catalog_seeded, fake, api_key_factory, credential_factory):
+        server, workers, catalog_seeded, fake, api_key_factory, credential_factory):
     credential_factory()
     _, key = api_key_factory()
     fake.add_fault("claude", "slow", times=1, delay=0.3)  # every event after the first waits 0.3 s
     env = server_env(fake, session_database_url(), PROXYHUB_BACKGROUND_REFRESH="false",
                      PROXYHUB_DRAIN_SECONDS="30")
-    with deploy_serve(env, server) as served:
+    with deploy_serve(env, server, workers) as served:
         stream = Stream(served.url, key)
         stream.start()
         assert stream.first_byte.wait(20), "the stream did not start"
