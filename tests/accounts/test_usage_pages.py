@@ -122,3 +122,20 @@ def test_day_chart_scales_bars_to_the_busiest_day():
     assert [b.height for b in chart.bars] == [0, 50, 100]
     assert [b.y for b in chart.bars] == [101, 51, 1]
     assert chart.peak == 100 and chart.first_label == "2026-01-01"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_csv_is_streamed_chunk_by_chunk_under_asgi(alice, api_key_factory, usage_factory, priced_catalog):
+    # Under ASGI a sync iterator would be read to the end before the first byte (Django warns, and
+    # warnings are errors here): the export hands the server an async iterator instead.
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    key, _ = await sync_to_async(api_key_factory)("alice")
+    await sync_to_async(usage_factory)(key, input_tokens=5)
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.get("/me/usage/csv/")
+    assert response.streaming and response.is_async
+    text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    assert text.splitlines()[1].split(",")[1:4] == ["claude-sonnet-4-6", "1", "5"]
