@@ -232,14 +232,20 @@ async def test_under_asgi_the_actor_and_address_reach_the_entry(catalog, api_key
     from asgiref.sync import sync_to_async
     from django.test import AsyncClient
 
-    base, _ = await sync_to_async(api_key_factory)("dana", ["claude-*"])
-    user = base.user
-    user.set_password("dana-pw-1357")
-    await user.asave()
-    client = AsyncClient()
-    assert (await client.post("/me/login/", {"username": "dana", "password": "dana-pw-1357"})).status_code == 302
-    response = await client.post("/me/keys/new/", {"name": "tablet", "based_on": base.pk})
-    assert response.status_code == 200
-    issued = await AuditEntry.objects.filter(action="key.issued", actor="dana").aget()
-    assert issued.address == "127.0.0.1" and issued.user_id == user.pk
-    assert "(tablet) of dana" in issued.target
+    from django.db import connections
+
+    try:
+        base, _ = await sync_to_async(api_key_factory)("dana", ["claude-*"])
+        user = base.user
+        user.set_password("dana-pw-1357")
+        await user.asave()
+        client = AsyncClient()
+        assert (await client.post("/me/login/", {"username": "dana", "password": "dana-pw-1357"})).status_code == 302
+        response = await client.post("/me/keys/new/", {"name": "tablet", "based_on": base.pk})
+        assert response.status_code == 200
+        issued = await AuditEntry.objects.filter(action="key.issued", actor="dana").aget()
+        assert issued.address == "127.0.0.1" and issued.user_id == user.pk
+        assert "(tablet) of dana" in issued.target
+    finally:
+        # The views ran in asgiref's thread: close its connection there, or Postgres cannot drop the test database.
+        await sync_to_async(connections.close_all)()
