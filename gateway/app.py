@@ -15,7 +15,7 @@ from typing import Any, Awaitable
 from django.conf import settings
 
 from accounts.models import ApiKey
-from gateway import catalog, daphne_compat, keycache, limits
+from gateway import catalog, daphne_compat, fastjson, keycache, limits
 from gateway.catalog import Entry
 from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
@@ -148,7 +148,7 @@ async def _read_json(request: Request, receive: Receive, send: Send) -> dict[str
     except ClientGone:
         return None
     try:
-        body = json.loads(raw)
+        body = fastjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         await send_error(send, request.client_format, 400, f"Request body is not valid JSON: {exc}")
         return None

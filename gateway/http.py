@@ -1,10 +1,10 @@
 """Thin raw-ASGI helpers: read a bounded body, send JSON, send errors in the client's format."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
+from gateway import fastjson
 from gateway.formats.errors import error_body
 from gateway.request_context import current as current_request_id
 
@@ -84,7 +84,7 @@ async def send_bytes(send: Send, status: int, body: bytes, content_type: str = "
 
 
 async def send_json(send: Send, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
-    await send_bytes(send, status, json.dumps(obj, ensure_ascii=False).encode(), headers=headers)
+    await send_bytes(send, status, fastjson.dumps(obj), headers=headers)
 
 
 async def send_error(send: Send, client_format: str, status: int, message: str, *,

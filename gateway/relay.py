@@ -8,7 +8,6 @@ of times. After the first byte, a failure becomes an error event.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from django.conf import settings
 from accounts.models import ApiKey
 from credentials.models import Credential
 from credentials.refresh import RefreshFailed, arefresh
-from gateway import pool
+from gateway import fastjson, pool
 from gateway.catalog import Entry
 from gateway.formats.conversation import conversation_key
 from gateway.formats.errors import ANTHROPIC_TYPES
@@ -300,7 +299,7 @@ async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: Us
         await _aggregate(job, send, route, opened, meter, headers)
     else:
         raw = await opened.response.read()
-        obj = json.loads(raw)
+        obj = fastjson.loads(raw)
         meter.body(obj)
         job.record.status_code = 200
         payload = None if route.response is None else route.response(obj, job.body, job.entry.name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,14 @@ class Event:
     data: str
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return _loads(self.data)
 
     def object(self) -> dict[str, Any] | None:
         """The data as a JSON object, or None when it is not one (empty, malformed, a list)."""
         if not self.data:
             return None
         try:
-            data = json.loads(self.data)
+            data = _loads(self.data)
         except ValueError:
             return None
         return data if isinstance(data, dict) else None
@@ -129,18 +129,29 @@ def _parse_event(raw: str) -> Event | None:
     return Event(name, "\n".join(data))
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+def _std_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# The JSON codec for events; gateway.fastjson swaps in orjson (this layer imports only the stdlib).
+_loads: Callable[[str], Any] = json.loads
+_dumps: Callable[[Any], bytes] = _std_dumps
+
+
+def use_json(loads: Callable[[str], Any], dumps: Callable[[Any], bytes]) -> None:
+    """Parse and write events with ``loads``/``dumps``, which must behave as the stdlib's (compact, UTF-8)."""
+    global _loads, _dumps
+    _loads, _dumps = loads, dumps
 
 
 def named_event(obj: dict[str, Any]) -> bytes:
     """``event: <type>`` + ``data:``, as Anthropic and Responses streams send."""
-    return f"event: {obj['type']}\ndata: {_dumps(obj)}\n\n".encode()
+    return b"event: " + str(obj["type"]).encode() + b"\ndata: " + _dumps(obj) + b"\n\n"
 
 
 def data_event(obj: Any) -> bytes:
     """A bare ``data:`` event, as Chat Completions streams send."""
-    return f"data: {_dumps(obj)}\n\n".encode()
+    return b"data: " + _dumps(obj) + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
