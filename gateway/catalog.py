@@ -1,7 +1,7 @@
 """The model catalog, cached in-process: names and aliases to upstream targets.
 
-Reloaded every few seconds (an admin's edit in another process shows up
-quickly) and at once when a Model is saved in this process.
+Reloaded every few seconds, at once when a Model is saved in this process, and
+within about a second when another process saved one (gateway.shared.generations).
 """
 from __future__ import annotations
 

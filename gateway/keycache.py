@@ -2,7 +2,8 @@
 
 Entries live PROXYHUB_KEY_CACHE_SECONDS; a save or delete of an ApiKey in this
 process evicts it at once (see GatewayConfig.ready), so a revoke is immediate
-here and takes at most the TTL in other processes.
+here; other processes clear their caches when the keys generation moves
+(gateway.shared.generations, about a second), and at the latest after the TTL.
 """
 from __future__ import annotations
 

@@ -131,6 +131,8 @@ class RedisState(SharedState):
 
     async def _run_window(self, key: str, mode: str, window: float, amount: int, limit: int = 0) -> list[Any]:
         k = self._k(key)
+        if amount < 0:
+            raise ValueError("a window counts amounts of 0 or more")
         result: list[Any] = await self._call(self._window(
             keys=[k, k + ":sum"], args=[mode, repr(float(window)), int(amount), int(limit), uuid.uuid4().hex]))
         return result
@@ -174,7 +176,9 @@ class RedisState(SharedState):
             value = await self._call(self.client.get(self._k(key)))
         else:
             value = await self._call(self.client.getex(self._k(key), px=math.ceil(touch * 1000)))
-        return value.decode() if value is not None else None
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     async def put(self, key: str, value: str, ttl: float | None = None) -> None:
         await self._call(self.client.set(self._k(key), value, px=math.ceil(ttl * 1000) if ttl else None))
