@@ -135,9 +135,13 @@ def _chunked(lines: Iterator[str]) -> Iterator[str]:
 
 
 async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
-    take = sync_to_async(next)
-    while (chunk := await take(chunks, None)) is not None:
+    take = sync_to_async(_next_chunk)
+    while (chunk := await take(chunks)) is not None:
         yield chunk
+
+
+def _next_chunk(chunks: Iterator[str]) -> str | None:
+    return next(chunks, None)
 
 
 def _own_key(request: HttpRequest) -> ApiKey | None:
