@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -131,6 +132,7 @@ def deploy_serve(env: dict[str, str], server: str = "uvicorn", workers: int = 1)
         if process.poll() is None:
             process.kill()
             process.wait(10)
+        shutil.rmtree(log.parent, ignore_errors=True)
 
 
 class TcpForwarder:

@@ -43,6 +43,14 @@ if not DIRECTORY:  # set by proxyhub/settings.py, which every entry point loads 
     raise RuntimeError("PROMETHEUS_MULTIPROC_DIR must be set before gateway.usage.metrics is imported")
 os.makedirs(DIRECTORY, exist_ok=True)
 
+
+def _sweep_private_directories() -> None:
+    """Remove the private directories (proxyhub/settings.py) of processes that died without cleaning up."""
+    for path in glob.glob(os.path.join(os.path.dirname(DIRECTORY), "proxyhub-metrics-*-*")):
+        pid = os.path.basename(path).split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
 # registry=None: the samples live in the mmap files; render() reads them through MultiProcessCollector.
 REQUESTS = Counter("proxyhub_requests", "Requests served, by upstream provider, endpoint, outcome and HTTP status.",
                    ("provider", "endpoint", "outcome", "status"), registry=None)
@@ -209,3 +217,5 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+if os.environ.get("PROXYHUB_METRICS_DIR_PID") == str(os.getpid()):
+    _sweep_private_directories()
