@@ -11,9 +11,9 @@ import asyncio
 
 from django.conf import settings
 
-from gateway.shared.base import SharedState, SharedStateError, Verdict
+from gateway.shared.base import Admission, Rate, SharedState, SharedStateError, Slots, Verdict
 
-__all__ = ["SharedState", "SharedStateError", "Verdict", "backend", "aclose"]
+__all__ = ["Admission", "Rate", "SharedState", "SharedStateError", "Slots", "Verdict", "backend", "aclose"]
 
 _database: SharedState | None = None
 _redis: dict[tuple[str, asyncio.AbstractEventLoop], SharedState] = {}

@@ -15,7 +15,8 @@ unreachable) propagate as ``SharedStateError``, so callers can fail open::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Longest sliding window the stores keep events for; older events are pruned.
 MAX_WINDOW_SECONDS = 86400.0
@@ -34,6 +35,33 @@ class Verdict:
     retry_after: float = 0.0  # seconds until enough of the window has passed for ``amount`` to fit
 
 
+class Rate(NamedTuple):
+    """A sliding-window request rate: ``limit`` requests per ``window`` seconds under ``key``."""
+
+    key: str
+    limit: int
+    window: float
+
+
+class Slots(NamedTuple):
+    """``limit`` concurrency slots under ``key``, each a lease of ``ttl`` seconds."""
+
+    key: str
+    limit: int
+    ttl: float
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer of admit(): admitted or not, by which check, and what was read or taken."""
+
+    allowed: bool
+    refused_by: str = ""  # "rate", "slot", or the key of the counter at its limit
+    retry_after: float = 0.0  # when the rate refused: seconds until a request fits
+    holder: str | None = None  # the slot taken: release_slot() it when the request ends
+    counters: dict[str, int] = field(default_factory=dict)  # every counter's value, read in the same step
+
+
 class SharedState(ABC):
     """Atomic primitives shared by every process (generation bumps: gateway.shared.generations.bump())."""
 
@@ -45,6 +73,17 @@ class SharedState(ABC):
 
         Exact across processes: with limit 20 and window 60, exactly 20 calls are
         allowed in any 60 seconds. A refused call counts nothing.
+        """
+
+    @abstractmethod
+    async def admit(self, *, rate: Rate | None = None, slots: Slots | None = None,
+                    counters: dict[str, int] | None = None) -> Admission:
+        """Every check of one request in one atomic step (one round trip on Redis).
+
+        ``counters`` maps a counter (tokens today, cost this month...) to its limit:
+        refused while its value is at or past it. ``rate`` counts one request,
+        ``slots`` takes a slot; neither happens unless every check passes.
+        On Redis the keys of one call should live on one node (not a cluster).
         """
 
     @abstractmethod

@@ -21,7 +21,9 @@ from typing import Any, Callable, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import Error as DatabaseError, connection, transaction
 
-from gateway.shared.base import MAX_WINDOW_SECONDS, SharedState, SharedStateError, Verdict, generation_key
+from gateway.shared.base import (
+    MAX_WINDOW_SECONDS, Admission, Rate, SharedState, SharedStateError, Slots, Verdict, generation_key,
+)
 from gateway.shared.models import SharedEvent, SharedLease, SharedValue
 
 T = TypeVar("T")
@@ -89,6 +91,38 @@ def _hit(key: str, limit: int, window: float, amount: int) -> Verdict:
         SharedEvent.objects.create(key=key, at=now, amount=amount)
         SharedEvent.objects.filter(key=key, at__lte=now - window).delete()
         return Verdict(True, used + amount)
+
+
+def _admit(rate: Rate | None, slots: Slots | None, counters: dict[str, int]) -> Admission:
+    with transaction.atomic():
+        now = time.time()
+        for key in sorted({c.key for c in (rate, slots) if c is not None}):  # one order: no deadlock
+            locked_at = _lock(key)
+            if rate is not None and key == rate.key:
+                now = locked_at
+        values = _numbers(list(counters))
+        for key, limit in counters.items():
+            if values[key] >= limit:
+                return Admission(False, key, counters=values)
+        if rate is not None:
+            events = list(SharedEvent.objects.filter(key=rate.key, at__gt=now - rate.window).order_by("at", "id")
+                          .values_list("at", "amount"))
+            used = sum(a for _, a in events)
+            if used + 1 > rate.limit:
+                retry = _retry_after(events, used, 1, rate.limit, now, rate.window)
+                return Admission(False, "rate", retry, counters=values)
+        holder = None
+        if slots is not None:
+            lease_now = time.time()
+            SharedLease.objects.filter(key=slots.key, expires_at__lte=lease_now).delete()
+            if SharedLease.objects.filter(key=slots.key).count() >= slots.limit:
+                return Admission(False, "slot", counters=values)
+            holder = uuid.uuid4().hex
+            SharedLease.objects.create(key=slots.key, holder=holder, expires_at=lease_now + slots.ttl)
+        if rate is not None:
+            SharedEvent.objects.create(key=rate.key, at=now, amount=1)
+            SharedEvent.objects.filter(key=rate.key, at__lte=now - rate.window).delete()
+        return Admission(True, holder=holder, counters=values)
 
 
 def _record(key: str, amount: int, window: float) -> int:
@@ -220,6 +254,10 @@ class DatabaseState(SharedState):
 
     async def hit(self, key: str, limit: int, window: float, amount: int = 1) -> Verdict:
         return await _in_thread(_hit, key, limit, window, amount)
+
+    async def admit(self, *, rate: Rate | None = None, slots: Slots | None = None,
+                    counters: dict[str, int] | None = None) -> Admission:
+        return await _in_thread(_admit, rate, slots, dict(counters or {}))
 
     async def record(self, key: str, amount: int, window: float) -> int:
         return await _in_thread(_record, key, amount, window)

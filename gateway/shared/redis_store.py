@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
-from gateway.shared.base import SharedState, SharedStateError, Verdict, generation_key
+from gateway.shared.base import Admission, Rate, SharedState, SharedStateError, Slots, Verdict, generation_key
 
 T = TypeVar("T")
 
@@ -29,54 +29,94 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
+# Lua helpers for a sliding window: what it holds now (dropping what left it), when ``amount`` fits, counting.
+_WINDOW_FUNCTIONS = """
+local function amount_of(member) return tonumber(string.match(member, ':(%d+)$')) end
+local function window_used(set, sumkey, window)
+  local cutoff = now - window
+  local gone = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)
+  if #gone > 0 then
+    local dropped = 0
+    for _, m in ipairs(gone) do dropped = dropped + amount_of(m) end
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
+    redis.call('DECRBY', sumkey, dropped)
+  end
+  if redis.call('ZCARD', set) == 0 then
+    redis.call('DEL', sumkey)
+    return 0
+  end
+  local stored = redis.call('GET', sumkey)
+  if stored then return tonumber(stored) end
+  local used = 0  -- the sum was lost (evicted): count it again
+  for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do used = used + amount_of(m) end
+  redis.call('SET', sumkey, used)
+  return used
+end
+local function window_retry(set, used, amount, limit, window)
+  if amount > limit then return window end
+  local left = used
+  local events = redis.call('ZRANGE', set, 0, -1, 'WITHSCORES')
+  for i = 1, #events, 2 do
+    left = left - amount_of(events[i])
+    if left + amount <= limit then return math.max(tonumber(events[i + 1]) + window - now, 0.001) end
+  end
+  return window
+end
+local function window_count(set, sumkey, window, amount, id)
+  redis.call('ZADD', set, now, id .. ':' .. amount)
+  local used = redis.call('INCRBY', sumkey, amount)
+  local ms = math.ceil(window * 1000) + 1000
+  redis.call('PEXPIRE', set, ms)
+  redis.call('PEXPIRE', sumkey, ms)
+  return used
+end
+"""
+
 # KEYS: set, sum. ARGV: mode (hit|record|total), window, amount, limit, member id.
 # Returns {allowed 0/1, total, retry_after as a string (Lua numbers become integers)}.
-_WINDOW = _CLOCK + """
+_WINDOW = _CLOCK + _WINDOW_FUNCTIONS + """
 local set, sumkey = KEYS[1], KEYS[2]
 local mode, window, amount = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local cutoff = now - window
-local function amount_of(member) return tonumber(string.match(member, ':(%d+)$')) end
-local gone = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)
-if #gone > 0 then
-  local dropped = 0
-  for _, m in ipairs(gone) do dropped = dropped + amount_of(m) end
-  redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
-  redis.call('DECRBY', sumkey, dropped)
-end
-local used = 0
-if redis.call('ZCARD', set) > 0 then
-  local stored = redis.call('GET', sumkey)
-  if stored then
-    used = tonumber(stored)
-  else  -- the sum was lost (evicted): count it again
-    for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do used = used + amount_of(m) end
-    redis.call('SET', sumkey, used)
-  end
-else
-  redis.call('DEL', sumkey)
-end
+local used = window_used(set, sumkey, window)
 if mode == 'total' then return {1, used, '0'} end
-if mode == 'hit' then
-  local limit = tonumber(ARGV[4])
-  if used + amount > limit then
-    if amount > limit then return {0, used, tostring(window)} end
-    local left = used
-    local events = redis.call('ZRANGE', set, 0, -1, 'WITHSCORES')
-    for i = 1, #events, 2 do
-      left = left - amount_of(events[i])
-      if left + amount <= limit then
-        return {0, used, tostring(math.max(tonumber(events[i + 1]) + window - now, 0.001))}
-      end
-    end
-    return {0, used, tostring(window)}
+if mode == 'hit' and used + amount > tonumber(ARGV[4]) then
+  return {0, used, tostring(window_retry(set, used, amount, tonumber(ARGV[4]), window))}
+end
+return {1, window_count(set, sumkey, window, amount, ARGV[5]), '0'}
+"""
+
+# All of a request's checks at once, counting nothing unless every one passes.
+# KEYS: rate set, rate sum, slot set, counters... ARGV: rate limit (0: none), rate window, member id,
+# slot limit (0: none), slot ttl, holder, one limit per counter.
+# Returns {allowed 0/1, refused by ('counter'|'rate'|'slot'|''), counter index, retry_after, counter values...}.
+_ADMIT = _CLOCK + _WINDOW_FUNCTIONS + """
+local values = {}
+for i = 4, #KEYS do values[#values + 1] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+local function answer(allowed, reason, index, retry)
+  local out = {allowed, reason, index, tostring(retry)}
+  for _, v in ipairs(values) do out[#out + 1] = v end
+  return out
+end
+for i, v in ipairs(values) do
+  if v >= tonumber(ARGV[6 + i]) then return answer(0, 'counter', i - 1, 0) end
+end
+local rate_limit, rate_window = tonumber(ARGV[1]), tonumber(ARGV[2])
+if rate_limit > 0 then
+  local used = window_used(KEYS[1], KEYS[2], rate_window)
+  if used + 1 > rate_limit then
+    return answer(0, 'rate', 0, window_retry(KEYS[1], used, 1, rate_limit, rate_window))
   end
 end
-redis.call('ZADD', set, now, ARGV[5] .. ':' .. amount)
-used = redis.call('INCRBY', sumkey, amount)
-local ms = math.ceil(window * 1000) + 1000
-redis.call('PEXPIRE', set, ms)
-redis.call('PEXPIRE', sumkey, ms)
-return {1, used, '0'}
+local slot_limit, slot_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+if slot_limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= slot_limit then return answer(0, 'slot', 0, 0) end
+  redis.call('ZADD', KEYS[3], now + slot_ttl, ARGV[6])
+  local ms = math.ceil(slot_ttl * 1000) + 1000
+  if redis.call('PTTL', KEYS[3]) < ms then redis.call('PEXPIRE', KEYS[3], ms) end
+end
+if rate_limit > 0 then window_count(KEYS[1], KEYS[2], rate_window, 1, ARGV[3]) end
+return answer(1, '', 0, 0)
 """
 
 # KEYS: counter. ARGV: amount, ttl in ms (0: none). The TTL is set when the counter is created.
@@ -119,6 +159,7 @@ class RedisState(SharedState):
         self._window = self.client.register_script(_WINDOW)
         self._add = self.client.register_script(_ADD)
         self._slots = self.client.register_script(_SLOTS)
+        self._admit = self.client.register_script(_ADMIT)
 
     def _k(self, key: str) -> str:
         return f"{self.prefix}{{{key}}}"
@@ -140,6 +181,24 @@ class RedisState(SharedState):
     async def hit(self, key: str, limit: int, window: float, amount: int = 1) -> Verdict:
         allowed, used, retry = await self._run_window(key, "hit", window, amount, limit)
         return Verdict(bool(allowed), int(used), float(retry))
+
+    async def admit(self, *, rate: Rate | None = None, slots: Slots | None = None,
+                    counters: dict[str, int] | None = None) -> Admission:
+        counters = counters or {}
+        rate_key = self._k(rate.key if rate else "unused")
+        holder = uuid.uuid4().hex
+        keys = [rate_key, rate_key + ":sum", self._k(slots.key if slots else "unused"),
+                *(self._k(k) for k in counters)]
+        args: list[Any] = [rate.limit if rate else 0, repr(float(rate.window if rate else 0)), uuid.uuid4().hex,
+                           slots.limit if slots else 0, repr(float(slots.ttl if slots else 0)), holder,
+                           *counters.values()]
+        result = await self._call(self._admit(keys=keys, args=args))
+        allowed, reason, index, retry = int(result[0]), _text(result[1]), int(result[2]), float(result[3])
+        values = dict(zip(counters, (int(v) for v in result[4:])))
+        if not allowed:
+            refused_by = list(counters)[index] if reason == "counter" else reason
+            return Admission(False, refused_by, retry, None, values)
+        return Admission(True, "", 0.0, holder if slots else None, values)
 
     async def record(self, key: str, amount: int, window: float) -> int:
         return int((await self._run_window(key, "record", window, amount))[1])
@@ -199,6 +258,10 @@ class RedisState(SharedState):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _sync_clients: dict[str, redis.Redis] = {}

@@ -18,7 +18,7 @@ from django.db import connections
 
 from gateway import shared
 from gateway.shared import database, generations
-from gateway.shared.base import SharedState, SharedStateError
+from gateway.shared.base import Rate, SharedState, SharedStateError, Slots
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,9 @@ async def store(shared_backend: str) -> AsyncIterator[SharedState]:
 async def race(store: SharedState, count: int, op: str, *args: Any) -> list[Any]:
     """``count`` calls of ``op`` at once: threads with their own connections, or concurrent coroutines."""
     if store.name == "redis":
-        return list(await asyncio.gather(*(getattr(store, op)(*args) for _ in range(count))))
+        call = (lambda: store.admit(rate=args[0], slots=args[1], counters=args[2])) if op == "admit" else (
+            lambda: getattr(store, op)(*args))
+        return list(await asyncio.gather(*(call() for _ in range(count))))
     step: Callable[..., Any] = getattr(database, "_" + op)
 
     def run() -> Any:
@@ -84,6 +86,33 @@ async def test_many_concurrent_hits_never_pass_the_limit(store):
     verdicts = await race(store, 60, "hit", "burst", 20, 60.0, 1)
     assert sum(v.allowed for v in verdicts) == 20
     assert (await store.window_total("burst", 60)) == 20
+
+
+async def test_admit_checks_counters_rate_and_slots_and_counts_only_when_all_pass(store):
+    await store.add("tokens:day", 100)
+    refused = await store.admit(rate=Rate("a:rpm", 3, 60), slots=Slots("a:conc", 2, 60),
+                                counters={"tokens:month": 500, "tokens:day": 100})
+    assert not refused.allowed and refused.refused_by == "tokens:day"
+    assert refused.counters == {"tokens:month": 0, "tokens:day": 100}
+    assert await store.window_total("a:rpm", 60) == 0 and await store.slots_held("a:conc") == 0
+    admitted = [await store.admit(rate=Rate("a:rpm", 3, 60), slots=Slots("a:conc", 2, 60),
+                                  counters={"tokens:month": 500}) for _ in range(3)]
+    assert [a.allowed for a in admitted] == [True, True, False]
+    assert admitted[2].refused_by == "slot" and all(a.holder for a in admitted[:2])
+    assert await store.window_total("a:rpm", 60) == 2  # the refused request took no place in the rate
+    await store.release_slot("a:conc", admitted[0].holder)
+    assert (await store.admit(rate=Rate("a:rpm", 3, 60), slots=Slots("a:conc", 2, 60))).allowed
+    by_rate = await store.admit(rate=Rate("a:rpm", 3, 60), slots=Slots("a:conc", 5, 60))
+    assert not by_rate.allowed and by_rate.refused_by == "rate" and 0 < by_rate.retry_after <= 60
+    assert await store.slots_held("a:conc") == 2  # the rate refused before a slot was taken
+    free = await store.admit()
+    assert free.allowed and free.holder is None
+
+
+async def test_many_concurrent_admits_take_exactly_the_free_slots(store):
+    admissions = await race(store, 40, "admit", Rate("crowd:rpm", 10, 60.0), Slots("crowd:conc", 5, 60.0), {})
+    assert sum(a.allowed for a in admissions) == 5
+    assert await store.window_total("crowd:rpm", 60) == 5 and await store.slots_held("crowd:conc") == 5
 
 
 async def test_recorded_amounts_leave_the_window_after_it(store):
