@@ -105,3 +105,27 @@ def test_a_stream_longer_than_the_drain_time_is_cut_and_still_recorded(catalog_s
     assert "message_stop" not in stream.body and stream.error is not None
     [row] = wait_for_usage(1)
     assert (row.request_id, row.outcome) == (stream.request_id, "client_cancelled")
+
+
+def test_daphne_answers_a_request_on_a_kept_alive_connection_during_the_drain_with_503(
+        catalog_seeded, fake, api_key_factory, credential_factory):
+    credential_factory()
+    _, key = api_key_factory()
+    fake.add_fault("claude", "slow", times=1, delay=0.3)
+    env = server_env(fake, session_database_url(), PROXYHUB_BACKGROUND_REFRESH="false")
+    with deploy_serve(env, "daphne") as served, httpx.Client(base_url=served.url, timeout=10) as kept:
+        assert kept.get("/healthz").status_code == 200  # the connection stays open
+        stream = Stream(served.url, key)
+        stream.start()
+        assert stream.first_byte.wait(20)
+        served.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not refused(served.url):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        late = kept.post("/v1/messages", json=BODY, headers={"x-api-key": key, "x-request-id": "late-1"})
+        stream.join(60)
+        assert served.process.wait(30) == 0
+    assert late.status_code == 503 and late.headers["retry-after"] == "1"
+    assert late.headers["x-request-id"] == "late-1" and "shutting down" in late.json()["error"]["message"]
+    assert stream.error is None and "event: message_stop" in stream.body[-200:]
