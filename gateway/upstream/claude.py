@@ -1,12 +1,12 @@
 """Upstream A: Claude through a Claude Code OAuth token (PROTOCOLS.md §4.6, §4.7)."""
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Mapping
 
 from django.conf import settings
 
+from gateway import fastjson
 from gateway.formats.errors import upstream_error_message
 from gateway.formats.sse import Event
 from gateway.upstream import claude_body
@@ -49,7 +49,7 @@ class Claude:
             "x-app": "cli",
             "anthropic-dangerous-direct-browser-access": "true",
         }
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        data = fastjson.dumps(body)
         return UpstreamCall(settings.PROXYHUB_CLAUDE_BASE_URL.rstrip("/") + path, headers, data, stream)
 
     def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:

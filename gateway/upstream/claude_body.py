@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
+from gateway import fastjson
 from gateway.translate.mapping import FOREIGN_SIGNATURE_PREFIX
 
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
@@ -64,8 +66,8 @@ def with_identity(body: dict[str, Any]) -> dict[str, Any]:
 
 def _room_for_a_cache_mark(body: Mapping[str, Any]) -> bool:
     """At most 4 cache breakpoints, and a 5-minute mark may not precede a 1-hour one."""
-    dumped = json.dumps(body, separators=(",", ":"))
-    return dumped.count('"cache_control":') < 4 and '"ttl":"1h"' not in dumped
+    dumped = fastjson.dumps(body)  # the whole history: orjson is several times faster here
+    return dumped.count(b'"cache_control":') < 4 and b'"ttl":"1h"' not in dumped
 
 
 def enforce_thinking_rules(body: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +92,7 @@ def enforce_thinking_rules(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@lru_cache(maxsize=4096)  # two hashes and a dump per request, for a handful of distinct answers
 def stable_user_id(credential_key: str, account_id: str, session_seed: str) -> str:
     """A Claude-Code-like ``metadata.user_id`` that stays the same per credential and client."""
     device = hashlib.sha256(f"device:{credential_key}".encode()).hexdigest()

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 import uuid
+from functools import lru_cache
 from typing import Any, Mapping
 
 from django.conf import settings
 
+from gateway import fastjson
 from gateway.formats.errors import upstream_error_message
 from gateway.formats.sse import Event
 from gateway.upstream.base import (
@@ -43,7 +44,7 @@ class Codex:
             "session_id": str(session),
             "openai-beta": "responses=experimental",
         }
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        data = fastjson.dumps(body)
         path = "/responses/compact" if endpoint == "compact" else "/responses"
         return UpstreamCall(settings.PROXYHUB_CODEX_BASE_URL.rstrip("/") + path, headers, data, endpoint != "compact")
 
@@ -104,6 +105,7 @@ def _stream_cooldown(code: str, message: str) -> float:
                  else settings.PROXYHUB_COOLDOWN_OVERLOADED)
 
 
+@lru_cache(maxsize=4096)
 def _session_uuid(seed: str) -> str:
     return str(uuid.UUID(hashlib.sha256(f"codex-session:{seed}".encode()).hexdigest()[:32]))
 
