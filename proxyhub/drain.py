@@ -120,6 +120,8 @@ def _refuse_at_sigterm() -> None:
 
 
 def _shut_listening_sockets() -> None:
+    if not os.path.isdir("/proc/self/fd"):
+        return  # not Linux: uvicorn's own shutdown still stops accepting, a supervisor's backlog waits
     for name in os.listdir("/proc/self/fd"):
         try:
             sock = socket.socket(fileno=os.dup(int(name)))  # a duplicate: closing it leaves the server's fd alone
