@@ -170,6 +170,17 @@ def _values(instance: models.Model, names: Iterable[str]) -> dict[str, Any]:
     return {n: getattr(instance, instance._meta.get_field(n).attname) for n in names}
 
 
+def _named(instance: models.Model, values: dict[str, Any]) -> dict[str, Any]:
+    """A created object's foreign keys by name (``user: alice``) when the related object is at hand."""
+    named = dict(values)
+    for name in values:
+        f = instance._meta.get_field(name)
+        if f.is_relation and f.many_to_one and f.is_cached(instance):  # type: ignore[union-attr]
+            related = getattr(instance, name)
+            named[name] = str(related) if related is not None else None
+    return named
+
+
 def _before_save(sender: type[models.Model], instance: models.Model, raw: bool = False,
                  update_fields: Iterable[str] | None = None, **kwargs: Any) -> None:
     tracking = _tracked[sender]
@@ -193,7 +204,7 @@ def _after_save(sender: type[models.Model], instance: models.Model, created: boo
     instance.__dict__.pop("_audit_before", None)
     if created or before is None:
         names = [n for n in tracking.fields if n != instance._meta.pk.name]
-        after = _values(instance, names)
+        after = _named(instance, _values(instance, names))
         changes = {n: _shown(tracking, n, None, v, created=True) for n, v in after.items()
                    if v not in (None, "", [], {})}
         created = True
