@@ -142,7 +142,7 @@ def on_signin_failed(sender: Any, credentials: dict[str, Any], request: HttpRequ
     username = str(credentials.get("username") or "")[:150]
     audit.record("signin_failed", target_type="user", label=username, actor=_actor(request),
                  path=request.path if request is not None else "",
-                 locked=bool(getattr(request, "axes_locked_out", False)))
+                 locked=True if getattr(request, "axes_locked_out", False) else None)
 
 
 def on_locked_out(sender: Any, request: HttpRequest | None, username: str | None = None,

@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'audit entry',
-                'verbose_name_plural': 'audit trail',
+                'verbose_name_plural': 'audit trail entries',
                 'ordering': ['-at', '-id'],
                 'indexes': [models.Index(fields=['target_type', 'target_id'], name='credentials_target__388f5c_idx')],
             },
