@@ -11,6 +11,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.urls import URLPattern
 
+from credentials import alert_admin  # noqa: F401  (registers the alert history)
 from credentials import audit
 from credentials.models import AuditEntry, Credential, Model
 from credentials.refresh import RefreshFailed, refresh_now

@@ -141,3 +141,4 @@ class PendingLogin(models.Model):
 
 
 from credentials.audit_models import AuditEntry  # noqa: E402,F401  (registers the audit trail's model)
+from credentials.alert_models import AlertEvent  # noqa: E402,F401  (registers the alert history's model)

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from credentials import freshness
+from credentials import alerts, freshness
 from credentials import window_state
 from credentials.models import Credential
 from credentials.oauth import TokenSet
@@ -68,6 +68,7 @@ def mark_needs_relogin(credential_id: int, reason: str) -> None:
         status=Credential.Status.NEEDS_RELOGIN, status_reason=reason[:300], refresh_lock_until=None,
         last_error=reason[:500], last_error_at=timezone.now(),
     )
+    alerts.credential_needs_relogin(credential_id, reason)  # once per episode, sent off this thread
 
 
 def disable(credential_id: int, reason: str) -> None:

@@ -17,6 +17,7 @@ import aiohttp
 from django.conf import settings
 
 from accounts.models import ApiKey
+from credentials import alerts
 from credentials.models import Credential
 from credentials.refresh import RefreshFailed, arefresh
 from gateway import fastjson, pool
@@ -144,6 +145,8 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, 
         try:
             credential = await pool.acquire(provider, tried, conversation)
         except pool.NoCredentialError as exc:
+            if exc.connected:
+                alerts.provider_unavailable(provider)  # returns at once; the alert thread checks and sends
             raise (_exhausted(job, last) if last else _no_credential(job, exc)) from None
         job.record.attempts = attempt + 1
         try:

@@ -43,6 +43,11 @@ def start_once() -> None:
 
         _tasks.append(loop.create_task(run_refresher(settings.PROXYHUB_REFRESH_INTERVAL,
                                                      settings.PROXYHUB_REFRESH_MARGIN)))
+    if settings.PROXYHUB_ALERT_CHECK_SECONDS > 0:
+        from credentials.alerts import run_checks
+
+        # High windows, re-login states and ended episodes, from the database (credentials/alerts.py).
+        _tasks.append(loop.create_task(run_checks(settings.PROXYHUB_ALERT_CHECK_SECONDS)))
     if settings.PROXYHUB_WINDOW_POLL_SECONDS > 0:
         from credentials.windows import run_window_poller
 

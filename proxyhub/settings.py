@@ -226,3 +226,27 @@ PROXYHUB_REDIS_PREFIX = env("PROXYHUB_REDIS_PREFIX", default="proxyhub:")
 PROXYHUB_SHARED_POLL_SECONDS = env.float("PROXYHUB_SHARED_POLL_SECONDS", default=1.0)
 # How long a sticky conversation keeps its account after its last request.
 PROXYHUB_STICKY_TTL = env.float("PROXYHUB_STICKY_TTL", default=3600.0)
+
+# Alerts (credentials/alerts.py): a Slack-compatible webhook and/or e-mail, once per episode across processes.
+PROXYHUB_ALERT_WEBHOOK_URL = env("PROXYHUB_ALERT_WEBHOOK_URL", default="")
+PROXYHUB_ALERT_EMAILS = env.list("PROXYHUB_ALERT_EMAILS", default=[])
+PROXYHUB_ALERT_WINDOW_PERCENT = env.float("PROXYHUB_ALERT_WINDOW_PERCENT", default=90.0)
+# How often each process looks for high windows and for episodes that ended (seconds; 0 disables).
+PROXYHUB_ALERT_CHECK_SECONDS = env.float("PROXYHUB_ALERT_CHECK_SECONDS", default=60.0)
+# Delivery attempts per channel, and the first wait between them (doubling after each failure).
+PROXYHUB_ALERT_ATTEMPTS = env.int("PROXYHUB_ALERT_ATTEMPTS", default=4)
+PROXYHUB_ALERT_RETRY_SECONDS = env.float("PROXYHUB_ALERT_RETRY_SECONDS", default=2.0)
+# Django's mail settings, for alert e-mails.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="proxyhub@localhost")
+# Wrong-key throttle (gateway/app.py): past this many failed key checks from one address in the window
+# (seconds), that address gets 429 for bad keys; valid keys from it keep working.
+PROXYHUB_BAD_KEY_LIMIT = env.int("PROXYHUB_BAD_KEY_LIMIT", default=20)
+PROXYHUB_BAD_KEY_WINDOW = env.float("PROXYHUB_BAD_KEY_WINDOW", default=60.0)
