@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
 import threading
 import time
@@ -84,7 +85,8 @@ def record_usage(record: UsageRow) -> None:
         write_pending()
         return
     if _flush_task is None or _flush_task.done():
-        _flush_task = loop.create_task(_flush_later())
+        # A fresh context: the task outlives this request, and its log lines are not about it.
+        _flush_task = loop.create_task(_flush_later(), context=contextvars.Context())
 
 
 def _append(row: UsageRow) -> None:
