@@ -249,3 +249,18 @@ async def test_under_asgi_the_actor_and_address_reach_the_entry(catalog, api_key
     finally:
         # The views ran in asgiref's thread: close its connection there, or Postgres cannot drop the test database.
         await sync_to_async(connections.close_all)()
+
+
+def test_many_to_many_changes_are_recorded_generically(alice):
+    """Group membership of a user here; the same code records credential groups when they arrive."""
+    from django.contrib.auth.models import Group
+
+    from credentials import audit
+
+    ops = Group.objects.create(name="ops")
+    with audit.acting_as(audit.Actor("lead", None, "192.0.2.1")):
+        alice.groups.add(ops)
+        alice.groups.remove(ops)
+    added, removed = entries("user.changed")[-2:]
+    assert added.detail["changes"] == {"groups": {"added": ["ops"]}} and added.address == "192.0.2.1"
+    assert removed.detail["changes"] == {"groups": {"removed": ["ops"]}} and removed.actor == "lead"
