@@ -14,6 +14,7 @@ unreachable) propagate as ``SharedStateError``, so callers can fail open::
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -24,6 +25,22 @@ MAX_WINDOW_SECONDS = 86400.0
 
 class SharedStateError(Exception):
     """The shared store could not answer (connection refused, timeout, database error)."""
+
+
+class Breaker:
+    """After the store failed to answer, fail at once for a few seconds instead of waiting on it again:
+    a store that is down (a connect timeout each time) must not slow every limited request."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self.open_until = 0.0
+
+    def check(self) -> None:
+        if time.monotonic() < self.open_until:
+            raise SharedStateError("shared state unreachable a moment ago; trying again shortly")
+
+    def trip(self) -> None:
+        self.open_until = time.monotonic() + self.seconds
 
 
 @dataclass(frozen=True)

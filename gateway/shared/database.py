@@ -19,10 +19,12 @@ import zlib
 from typing import Any, Callable, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import Error as DatabaseError, connection, transaction
+from django.db import (
+    Error as DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction,
+)
 
 from gateway.shared.base import (
-    MAX_WINDOW_SECONDS, Admission, Rate, SharedState, SharedStateError, Slots, Verdict, generation_key,
+    MAX_WINDOW_SECONDS, Admission, Breaker, Rate, SharedState, SharedStateError, Slots, Verdict, generation_key,
 )
 from gateway.shared.models import SharedEvent, SharedLease, SharedValue
 
@@ -33,16 +35,23 @@ _LOCK_CLASS = 0x7068
 _VALUES = SharedValue._meta.db_table
 
 
+_breaker = Breaker()
+
+
 def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
     def run(*args: Any) -> T:
         try:
             return fn(*args)
         except DatabaseError as exc:
+            if isinstance(exc, (OperationalError, InterfaceError)):
+                _breaker.trip()
+                close_old_connections()  # never reuse a broken connection
             raise SharedStateError(f"shared state in the database failed: {exc.__class__.__name__}") from exc
     return run
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    _breaker.check()
     return await sync_to_async(_guarded(fn))(*args)
 
 

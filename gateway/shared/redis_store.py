@@ -18,9 +18,9 @@ from typing import Any, Awaitable, TypeVar
 
 import redis
 import redis.asyncio as aredis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, TimeoutError as RedisTimeoutError
 
-from gateway.shared.base import Admission, Rate, SharedState, SharedStateError, Slots, Verdict, generation_key
+from gateway.shared.base import Admission, Breaker, Rate, SharedState, SharedStateError, Slots, Verdict, generation_key
 
 T = TypeVar("T")
 
@@ -156,6 +156,7 @@ class RedisState(SharedState):
         self.prefix = prefix
         # Fail fast when Redis is away: the callers fail open and the request goes on.
         self.client = aredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+        self.breaker = Breaker()
         self._window = self.client.register_script(_WINDOW)
         self._add = self.client.register_script(_ADD)
         self._slots = self.client.register_script(_SLOTS)
@@ -166,8 +167,15 @@ class RedisState(SharedState):
 
     async def _call(self, op: Awaitable[T]) -> T:
         try:
+            self.breaker.check()
+        except SharedStateError:
+            _discard(op)
+            raise
+        try:
             return await op
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)):
+                self.breaker.trip()
             raise SharedStateError(f"shared state in Redis failed: {exc.__class__.__name__}") from exc
 
     async def _run_window(self, key: str, mode: str, window: float, amount: int, limit: int = 0) -> list[Any]:
@@ -258,6 +266,13 @@ class RedisState(SharedState):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _discard(op: Awaitable[Any]) -> None:
+    """Close a coroutine that will not be awaited (else Python warns that it never was)."""
+    close = getattr(op, "close", None)
+    if close is not None:
+        close()
 
 
 def _text(value: bytes | str) -> str:

@@ -235,6 +235,9 @@ async def test_an_unreachable_redis_raises_shared_state_error_and_rate_limits_fa
     try:
         with pytest.raises(SharedStateError):
             await state.hit("rpm:1", 1, 60)
+        assert state.breaker.open_until > time.monotonic()  # the next calls fail at once for a moment
+        with pytest.raises(SharedStateError, match="a moment ago"):
+            await state.get("sticky:x")
     finally:
         await state.aclose()
 

@@ -149,3 +149,16 @@ def test_a_catalog_change_is_seen_by_the_other_process_within_seconds(servers, a
                          max_output_tokens=64000)
     eventually(lambda: post(b, key, new_model).status_code == 200 and post(a, key, new_model).status_code == 200,
                timeout=8)
+
+
+def test_a_server_whose_redis_is_down_keeps_serving(catalog_seeded, fake, api_key_factory, credential_factory):
+    credential_factory()
+    api_key, key = api_key_factory()
+    api_key.requests_per_minute = 1
+    api_key.save()
+    env = server_env(fake, session_database_url(), REDIS_URL="redis://127.0.0.1:1/0",
+                     PROXYHUB_POOL_STRATEGY="sticky", PROXYHUB_BACKGROUND_REFRESH="false")
+    with daphne(env) as server:
+        # Limits go unenforced (logged) and sticky routing falls back to hashing: nobody is refused.
+        assert [post(server, key, session_id="s").status_code for _ in range(3)] == [200] * 3
+    assert "rate limits not enforced" in server.output
