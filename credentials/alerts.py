@@ -62,7 +62,7 @@ BUDGET_LEVELS = (80, 100)
 _SECRETS = re.compile(
     r"(?i)bearer\s+\S+"
     r"|\beyJ[\w-]+\.[\w-]+\.[\w-]*"  # JWTs (id tokens, ChatGPT access tokens)
-    r"|\b(?:sk|rt|ph)-[\w-]{8,}"  # sk-ant-oat01-..., refresh tokens, ProxyHub keys
+    r"|\b(?:sk|rt)-[\w-]{20,}"  # sk-ant-oat01-..., refresh tokens, whole ProxyHub keys (not their 12-char prefix)
     r"|[A-Za-z0-9_\-+/=]{40,}"  # any other long opaque run
 )
 
