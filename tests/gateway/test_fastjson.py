@@ -61,3 +61,9 @@ def test_sse_writers_use_it_and_write_the_same_events():
     assert sse._dumps is fastjson.dumps  # installed when gateway.fastjson is imported
     assert sse.named_event(obj) == b"event: content_block_delta\ndata: " + stdlib(obj) + b"\n\n"
     assert sse.data_event([1]) == b"data: [1]\n\n"
+
+
+def test_orjson_does_the_work_when_installed():
+    orjson = pytest.importorskip("orjson")
+    assert fastjson.dumps({"a": [1]}) == orjson.dumps({"a": [1]})
+    assert fastjson.dumps is not fastjson._std_dumps
