@@ -18,6 +18,10 @@ _session: aiohttp.ClientSession | None = None
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     global _session
+    if scope["type"] == "lifespan":  # the production command runs with --lifespan on
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        return await send({"type": "lifespan.shutdown.complete"})
     if _session is None:
         _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False)
     body, more = b"", True

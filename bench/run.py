@@ -42,10 +42,10 @@ TARGETS = {"nonstream": 4000, "stream": 3000, "ratio": 0.5, "scaling": 1.4, "add
 
 
 def server_command(app: str, port: int, workers: int) -> list[str]:
-    """The README's production command (uvicorn, uvloop, httptools), for ProxyHub and the pass-through alike."""
-    return [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log",
-            "--log-level", "warning"]
+    """The production command of deploy/serve (the README's), for the pass-through; ProxyHub runs deploy/serve itself."""
+    return [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--loop", "uvloop", "--http", "httptools", "--lifespan", "on", "--no-access-log",
+            "--timeout-graceful-shutdown", "30"]
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,14 @@ def worker_pids(server: Server) -> list[int]:
 
 def start_server(name: str, app: str, workers: int, env: dict[str, str], log: Path) -> Server:
     port = free_port()
+    if name == "proxyhub":  # exactly as production starts it (migrations were run by prepare())
+        cmd = [str(ROOT / "deploy" / "serve")]
+        env = {**env, "PROXYHUB_SERVER": "uvicorn", "PROXYHUB_WORKERS": str(workers), "PROXYHUB_PORT": str(port),
+               "PROXYHUB_HOST": "127.0.0.1"}
+    else:
+        cmd = server_command(app, port, workers)
     with log.open("ab") as out:
-        proc = subprocess.Popen(server_command(app, port, workers), cwd=ROOT, env=env, stdout=out, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
     wait_listening(port, proc)
     return Server(name, proc, port, workers)
 
@@ -273,14 +278,25 @@ def measure(server: Server | None, port: int, scenario: Scenario, key: str, conn
 
 # --- the run -----------------------------------------------------------------------------------------
 
+def bench_env(tmp: Path, upstream: str) -> dict[str, str]:
+    """A scratch world: its own database, journal and metrics directory; every upstream URL is nginx."""
+    (tmp / "metrics").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    return {**env, "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "SECRET_KEY": "bench-secret-key",
+            "DEBUG": "false", "LOG_LEVEL": "WARNING", "PROXYHUB_JOURNAL_DIR": str(tmp / "journal"),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+            "PROXYHUB_CLAUDE_BASE_URL": upstream, "PROXYHUB_CODEX_BASE_URL": upstream,
+            "PROXYHUB_CLAUDE_TOKEN_URL": f"{upstream}/oauth/token", "PROXYHUB_CLAUDE_TOKEN_FALLBACK_URL": "",
+            "PROXYHUB_CODEX_TOKEN_URL": f"{upstream}/oauth/token", "PROXYHUB_WINDOW_POLL_SECONDS": "0",
+            "BENCH_UPSTREAM": upstream,
+            "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     nginx_port = free_port()
     upstream = f"http://127.0.0.1:{nginx_port}"
     nginx_proc = nginx.start(tmp / "nginx", nginx_port)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "SECRET_KEY": "bench-secret-key",
-           "DEBUG": "false", "LOG_LEVEL": "WARNING", "PROXYHUB_CLAUDE_BASE_URL": upstream,
-           "PROXYHUB_CODEX_BASE_URL": upstream, "BENCH_UPSTREAM": upstream,
-           "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = bench_env(tmp, upstream)
     results: dict[str, object] = {}
     try:
         wait_listening(nginx_port, None)
@@ -310,6 +326,86 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     finally:
         stop(nginx_proc)
     return results
+
+
+# --- the profile -------------------------------------------------------------------------------------
+
+def profile(args: argparse.Namespace, tmp: Path) -> None:
+    """py-spy on one ProxyHub worker under wrk load: a flame graph and the top frames by share of samples."""
+    scenario = {"nonstream": NONSTREAM, "stream": STREAM, "codex": CODEX}[args.profile]
+    nginx_port = free_port()
+    upstream = f"http://127.0.0.1:{nginx_port}"
+    nginx_proc = nginx.start(tmp / "nginx", nginx_port)
+    env = bench_env(tmp, upstream)
+    try:
+        key = prepare(env)
+        server = start_server("proxyhub", "proxyhub.asgi:application", 1, env, tmp / "proxyhub.log")
+        try:
+            check(server.port, scenario, key, scenario.path)
+            wrk(server.port, scenario.path, scenario, key, 16, args.warmup, tmp)
+            body_file = tmp / f"{scenario.name}.json"
+            load = subprocess.Popen(
+                ["wrk", "-t1", "-c16", f"-d{args.seconds + 2}s", "-s", str(ROOT / "bench" / "report.lua"),
+                 f"http://127.0.0.1:{server.port}{scenario.path}"],
+                env={**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_HEADERS": scenario.headers(key)},
+                stdout=subprocess.PIPE, text=True)
+            time.sleep(1)
+            out = Path(args.profile_out or tmp / f"profile-{scenario.name}")
+            spy = [str(BIN / "py-spy"), "record", "--pid", str(worker_pids(server)[0]), "--duration",
+                   str(args.seconds), "--rate", "250", "--nonblocking"]
+            subprocess.run([*spy, "--format", "raw", "-o", f"{out}.txt"], check=True, capture_output=True)
+            load.communicate()
+        finally:
+            stop(server.proc)
+    finally:
+        stop(nginx_proc)
+    print(f"collapsed stacks: {out}.txt (render with flamegraph.pl or speedscope; or py-spy record -o x.svg)")
+    print("\n".join(summarize(Path(f"{out}.txt"))))
+
+
+COMPONENTS = (  # leaf first: the first frame that matches names where a sample's time went
+    ("json/", "JSON"), ("orjson", "JSON"), ("gateway/fastjson.py", "JSON"),
+    ("gateway/formats/sse.py", "SSE parsing and metering"), ("gateway/formats/meter.py", "SSE parsing and metering"),
+    ("uvicorn/", "server I/O (uvicorn, httptools)"), ("httptools", "server I/O (uvicorn, httptools)"),
+    ("aiohttp/", "upstream client (aiohttp)"),
+    ("gateway/usage/", "usage hand-off (journal, queue, metrics)"),
+    ("django/", "Django (ORM, settings, signals)"), ("channels/", "Channels routing"),
+    ("gateway/", "other gateway code (auth, pool, routing, bodies)"), ("accounts/", "other gateway code (auth, pool, routing, bodies)"),
+    ("credentials/", "other gateway code (auth, pool, routing, bodies)"), ("proxyhub/", "other gateway code (auth, pool, routing, bodies)"),
+)
+
+
+def component(frames: list[str]) -> str:
+    if any("Thread._bootstrap" in f for f in frames):
+        return "usage writer thread (database)" if any("gateway/usage/" in f for f in frames) else "other threads"
+    if frames[-1].startswith("Runner.run "):  # uvloop's own (native) work: polling, callbacks
+        return "event loop (uvloop, native)"
+    for frame in reversed(frames):
+        for needle, name in COMPONENTS:
+            if needle in frame:
+                return name
+    return "event loop and interpreter (no library frame)"
+
+
+def summarize(collapsed: Path, top: int = 12) -> list[str]:
+    """Shares of samples by component and the top functions by own time, from py-spy's raw output."""
+    own: dict[str, int] = {}
+    parts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n, frames = int(count), stack.split(";")
+        total += n
+        leaf = re.sub(r" \((?:.*/)?([^/()]*?):\d+\)$", r" (\1)", frames[-1])
+        own[leaf] = own.get(leaf, 0) + n
+        parts[component(frames)] = parts.get(component(frames), 0) + n
+    lines = [f"{total} samples", "", "| Share | Where the time went |", "|---:|---|"]
+    lines += [f"| {n / total:.1%} | {name} |" for name, n in sorted(parts.items(), key=lambda kv: -kv[1])]
+    lines += ["", "| Self | Function (file) |", "|---:|---|"]
+    lines += [f"| {n / total:.1%} | `{f}` |" for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    return lines
 
 
 # --- the table ----------------------------------------------------------------------------------------
@@ -407,18 +503,28 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measure; the best is kept")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,2")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
+    parser.add_argument("--profile", choices=("nonstream", "stream", "codex"),
+                        help="instead of the table: py-spy one worker under this load (needs py-spy in .venv)")
+    parser.add_argument("--profile-out", help="path prefix for the profile (default: the temp dir)")
+    parser.add_argument("--summarize", metavar="FILE", help="only print the summary of a saved profile")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
+    if args.summarize:
+        print("\n".join(summarize(Path(args.summarize))))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="proxyhub-bench-"))
+    if args.profile:
+        profile(args, tmp)
+        return
     results = run(args, tmp)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = " ".join(server_command("proxyhub.asgi:application", 8317, args.workers[-1])[1:])
+    command = " ".join(server_command("proxyhub.asgi:application", 8317, args.workers[-1])[2:])
     section = [
         f"Measured {now} on {machine()}; the load generator (wrk, 1 thread) and the canned upstream",
         "(nginx, 1 worker) share those cores with the server. Each number is the best of "
         f"{args.repeat} run(s) of {args.seconds:g} s after a {args.warmup:g} s warm-up.",
-        f"Server: `uvicorn {command}` (ProxyHub and the pass-through alike); "
-        "ProxyHub with a real key, the credential pool, usage rows on SQLite. `bench/run` reproduces it.",
+        f"Server: `{command}` (deploy/serve, the README's production command; the pass-through on the same),",
+        "ProxyHub with a real key, the credential pool, journaled usage rows on SQLite. `bench/run` reproduces it.",
         "",
         *table(results, args.workers),
     ]
