@@ -1,6 +1,7 @@
 """Issuing, checking and revoking API keys. The ONE key check is authenticate_api_key()."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -38,16 +39,41 @@ def issue_key_for_username(username: str, **kwargs: object) -> tuple[ApiKey, str
     return api_key, raw, created
 
 
-def authenticate_api_key(raw_key: str) -> ApiKey | None:
-    """The active key matching ``raw_key`` (with its user loaded), or None."""
-    if not raw_key or len(raw_key) > 200:
-        return None
+@dataclass(frozen=True)
+class KeyCheck:
+    """What checking a raw key found: the active key, or why it was refused.
+
+    ``refusal``: "" (accepted), "missing", "unknown", "revoked", "expired" or "user_inactive";
+    ``since`` is when a known key was revoked or expired. Only the holder of the key itself
+    learns the reason, so telling it gives nothing away.
+    """
+
+    api_key: ApiKey | None
+    refusal: str = ""
+    since: datetime | None = None
+
+
+def check_api_key(raw_key: str) -> KeyCheck:
+    """authenticate_api_key(), and why a key was refused."""
+    if not raw_key:
+        return KeyCheck(None, "missing")
+    if len(raw_key) > 200:
+        return KeyCheck(None, "unknown")
     api_key = ApiKey.objects.select_related("user").filter(digest=digest(raw_key)).first()
     if api_key is None or not keys.digests_match(api_key.digest, digest(raw_key)):
-        return None
-    if not api_key.is_active(timezone.now()) or not api_key.user.is_active:
-        return None
-    return api_key
+        return KeyCheck(None, "unknown")
+    if api_key.revoked_at is not None:
+        return KeyCheck(None, "revoked", api_key.revoked_at)
+    if not api_key.is_active(timezone.now()):
+        return KeyCheck(None, "expired", api_key.expires_at)
+    if not api_key.user.is_active:
+        return KeyCheck(None, "user_inactive")
+    return KeyCheck(api_key)
+
+
+def authenticate_api_key(raw_key: str) -> ApiKey | None:
+    """The active key matching ``raw_key`` (with its user loaded), or None (check_api_key() says why)."""
+    return check_api_key(raw_key).api_key
 
 
 def revoke_key(prefix: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Awaitable
 from django.conf import settings
 
 from accounts.models import ApiKey
-from gateway import catalog, daphne_compat, fastjson, keycache, limits
+from gateway import catalog, daphne_compat, fastjson, keycache, keyguard, limits
 from gateway.catalog import Entry
 from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
@@ -64,6 +64,7 @@ async def gateway_application(scope: Scope, receive: Receive, send: Send) -> Non
     request = Request.from_scope(scope)
     request.path = path
     request.request_id = adopt_request_id(request.headers.get("x-request-id"))
+    request.extra["client"] = scope.get("client")  # (host, port): the wrong-key throttle counts per host
     method = request.method
     if method == "POST" and path in POST_ROUTES:
         endpoint, client_format = POST_ROUTES[path]
@@ -159,14 +160,18 @@ async def _read_json(request: Request, receive: Receive, send: Send) -> dict[str
 
 
 async def _authenticate(request: Request, send: Send) -> ApiKey | None:
-    api_key = await keycache.aauthenticate(request.api_key())
-    if api_key is None:
-        hint = ("Invalid API key. Send your ProxyHub key as `x-api-key` or `Authorization: Bearer`; "
-                "ask your admin for one if you have none.")
-        if not request.api_key():
-            hint = "Missing API key. " + hint.split(". ", 1)[1]
-        await send_error(send, request.client_format, 401, hint, code="invalid_api_key")
-    return api_key
+    check = await keycache.acheck(request.api_key())
+    if check.api_key is not None:
+        return check.api_key
+    # Failures only are counted per address (gateway.keyguard): a valid key behind the same NAT still works.
+    wait = await keyguard.note_failure(request.extra.get("client"))
+    if wait is not None:
+        seconds = int(wait + 0.999)
+        await send_error(send, request.client_format, 429, keyguard.throttled_message(seconds),
+                         code="rate_limit_exceeded", headers={"retry-after": str(seconds)})
+        return None
+    await send_error(send, request.client_format, 401, keyguard.refusal_message(check), code="invalid_api_key")
+    return None
 
 
 async def _generate(request: Request, endpoint: str, receive: Receive, send: Send) -> None:

@@ -14,24 +14,30 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from accounts.models import ApiKey
-from accounts.services import authenticate_api_key, digest
+from accounts.services import KeyCheck, check_api_key, digest
 
-_cache: dict[str, tuple[ApiKey | None, float]] = {}
+_cache: dict[str, tuple[KeyCheck, float]] = {}
 _MAX_ENTRIES = 10000
 STALE_RETRY_SECONDS = 5.0  # while the database is unreachable, a known key is re-checked this often
+MISSING = KeyCheck(None, "missing")
 
 
 async def aauthenticate(raw_key: str) -> ApiKey | None:
     """See accounts.services.authenticate_api_key()."""
+    return (await acheck(raw_key)).api_key
+
+
+async def acheck(raw_key: str) -> KeyCheck:
+    """See accounts.services.check_api_key(); refusals (revoked, expired, unknown) are cached too."""
     if not raw_key:
-        return None
+        return MISSING
     d = digest(raw_key)
     hit = _cache.get(d)
     now = time.monotonic()
     if hit is not None and hit[1] > now:
         return hit[0]
     try:
-        api_key = await sync_to_async(authenticate_api_key)(raw_key)
+        check = await sync_to_async(check_api_key)(raw_key)
     except DatabaseError:
         await sync_to_async(close_old_connections)()  # a broken connection must not outlive the outage
         if hit is None:
@@ -41,8 +47,8 @@ async def aauthenticate(raw_key: str) -> ApiKey | None:
         return hit[0]
     if len(_cache) >= _MAX_ENTRIES:
         _cache.clear()
-    _cache[d] = (api_key, now + settings.PROXYHUB_KEY_CACHE_SECONDS)
-    return api_key
+    _cache[d] = (check, now + settings.PROXYHUB_KEY_CACHE_SECONDS)
+    return check
 
 
 def evict(key_digest: str) -> None:
