@@ -71,7 +71,8 @@ def test_start_script_with_two_workers_serves_from_two_worker_processes(tmp_path
         r = httpx.post(started.url + "/v1/messages", json={"model": "claude-sonnet-4-6"})
         assert r.status_code == 401 and r.json()["type"] == "error"
         serving: set[int] = set()
-        for _ in range(5):  # the kernel hands each connection to whichever worker accepts first
+        deadline = time.monotonic() + 60  # a worker still importing Django accepts nothing yet
+        while time.monotonic() < deadline:  # the kernel hands each connection to whichever worker accepts first
             with ExitStack() as stack:
                 clients = [stack.enter_context(httpx.Client(base_url=started.url)) for _ in range(24)]
                 for client in clients:  # each client keeps its connection open (keep-alive)
@@ -81,6 +82,7 @@ def test_start_script_with_two_workers_serves_from_two_worker_processes(tmp_path
             serving |= set(held)
             if len(serving) >= 2:
                 break
+            time.sleep(0.5)
         assert started.process.pid not in serving  # the supervisor only supervises
         assert len(serving) == 2, f"connections were served by {sorted(serving)}"
     assert started.returncode == 0
