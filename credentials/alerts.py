@@ -206,7 +206,7 @@ def open_episode(event: str, key: str, text: str, *, provider: str = "", credent
         return None  # the episode is open: whoever opened it sends
     logger.warning("alert %s: %s", event, row.text)
     if row.webhook_status == Delivery.PENDING or row.email_status == Delivery.PENDING:
-        _send.submit(deliver, row.pk, True)
+        _send.submit(deliver, row.pk, row.lease_until)
     return row
 
 
@@ -329,10 +329,12 @@ async def run_checks(interval: float) -> None:
 # --- delivery ---------------------------------------------------------------------------------
 
 
-def _claim(alert_id: int) -> bool:
-    """Take over a delivery whose lease lapsed: a conditional UPDATE, so one process wins."""
+def _claim(alert_id: int, lease: datetime | None) -> bool:
+    """Take the delivery: with ``lease``, only if that lease (set at insert) is still ours; without, only if
+    the last one lapsed. A conditional UPDATE either way, so exactly one process delivers."""
     now = timezone.now()
-    return AlertEvent.objects.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=alert_id).update(
+    held = Q(lease_until=lease) if lease is not None else Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    return AlertEvent.objects.filter(held, pk=alert_id).update(
         lease_until=now + timedelta(seconds=LEASE_MARGIN)) == 1
 
 
@@ -351,14 +353,15 @@ def payload(alert: AlertEvent) -> dict[str, Any]:
     }
 
 
-def deliver(alert_id: int, leased: bool = False) -> None:
+def deliver(alert_id: int, lease: datetime | None = None) -> None:
     """Send one alert's pending webhook and e-mail, retrying each with doubling waits; status on the row.
 
-    ``leased``: the caller holds the delivery lease (it inserted the row); otherwise it is claimed first.
+    ``lease``: the lease the inserting process set (it delivers unless that lapsed and another process
+    took over); None: take over a lapsed delivery (a process died mid-way).
     """
     attempts = max(int(settings.PROXYHUB_ALERT_ATTEMPTS), 1)
     wait = float(settings.PROXYHUB_ALERT_RETRY_SECONDS)
-    if not leased and not _claim(alert_id):
+    if not _claim(alert_id, lease):
         return  # another process is delivering it
     alert = AlertEvent.objects.filter(pk=alert_id).first()
     if alert is None:

@@ -361,3 +361,26 @@ def test_the_admin_lists_alert_history_read_only_with_filters(alerting, admin_cl
     assert admin_client.get("/admin/credentials/alertevent/add/").status_code == 403
     change = admin_client.post(f"/admin/credentials/alertevent/{row.pk}/change/", {"detail": "edited"})
     assert change.status_code == 403 and AlertEvent.objects.get().detail != "edited"
+
+
+def test_a_delivery_left_behind_by_a_dead_process_is_resumed_once(alerting, db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    lapsed = timezone.now() - timedelta(seconds=5)
+    row = AlertEvent.objects.create(event="window_high", open_key="window_high:7:5h", episode="window_high:7:5h",
+                                    text="ProxyHub: account x is at 95 % of its 5h window.", webhook_status="pending",
+                                    webhook_attempts=1, email_status="off", lease_until=lapsed)
+    live = AlertEvent.objects.create(event="window_high", open_key="window_high:8:5h", episode="window_high:8:5h",
+                                     webhook_status="pending", email_status="off",
+                                     lease_until=timezone.now() + timedelta(minutes=1))
+    alerts.deliver(row.pk, lease=timezone.now())  # a stale holder's lease no longer matches: nothing sent
+    alerts.check_once()
+    alerts.check_once()  # a second process's check: the first one holds or finished the delivery
+    assert alerts.wait_idle()
+    assert [b["episode"] for b in alerting.bodies] == ["window_high:7:5h"]
+    row.refresh_from_db()
+    assert (row.webhook_status, row.webhook_attempts, row.lease_until) == ("sent", 2, None)
+    assert AlertEvent.objects.get(pk=live.pk).webhook_status == "pending"  # another process is on it
+
