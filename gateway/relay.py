@@ -374,7 +374,7 @@ async def _relay_stream(job: Job, send: Send, route: Route, opened: Opened, mete
 def _translate_chunk(chunk: bytes, parser: SSEParser, meter: UsageMeter, translator: Any) -> bytes:
     if translator is None:
         # Same format: forward the upstream bytes untouched; only events with usage get parsed.
-        meter.feed_blocks(parser.blocks(chunk))
+        meter.feed_complete(parser.complete(chunk))
         return chunk
     return b"".join(_translate_events(parser.feed(chunk), meter, translator))
 

@@ -23,6 +23,19 @@ _READ = {
 }
 
 
+_NEEDLES = {fmt: tuple(b"event: " + name.encode() + b"\n" for name in names) for fmt, names in _READ.items()}
+
+
+def _block_start(events: bytes, at: int) -> int:
+    start = events.rfind(b"\n\n", 0, at)
+    return 0 if start < 0 else start + 2
+
+
+def _block_end(events: bytes, at: int) -> int:
+    end = events.find(b"\n\n", at)
+    return len(events) if end < 0 else end
+
+
 class UsageMeter:
     """Watches one upstream stream: usage, whether it ended, and any in-stream error."""
 
@@ -56,6 +69,40 @@ class UsageMeter:
                     self.feed(event)
             elif responses and b'"sequence_number"' in raw:
                 self._unread = raw
+
+    def feed_complete(self, events: bytes) -> None:
+        """Complete events as one string (``SSEParser.complete``): find those ``feed`` reads by name, parse only them."""
+        if not events:
+            return
+        if events.count(b"event:") != events.count(b"event: "):  # an unusual spelling: the careful path
+            self.feed_blocks(events.split(b"\n\n"))
+            return
+        found: list[int] = []
+        for needle in _NEEDLES[self.format]:
+            at = events.find(needle)
+            while at >= 0:
+                if at == 0 or events[at - 1] == 10:  # at a line start: a field, not text inside data
+                    found.append(at)
+                at = events.find(needle, at + 1)
+        for at in sorted(found):
+            event = parse_block(events[_block_start(events, at):_block_end(events, at)])
+            if event is not None:
+                self.feed(event)
+        if self.format == "responses":
+            # feed() took the sequence number of every event it read except errors (see _feed_responses).
+            numbered = [at for at in found if not events.startswith(b"event: error\n", at)]
+            self._note_last_sequenced(events, max(numbered, default=-1))
+
+    def _note_last_sequenced(self, events: bytes, last_read: int) -> None:
+        """Keep the latest event with a sequence number for last_sequence, unless feed() read it or a later one."""
+        at = events.rfind(b'"sequence_number"')
+        while at >= 0:
+            start = _block_start(events, at)
+            if not events.startswith(b"event: error\n", start):  # errors never moved it
+                if start > last_read:
+                    self._unread = events[start:_block_end(events, at)]
+                return
+            at = events.rfind(b'"sequence_number"', 0, start)
 
     @property
     def last_sequence(self) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, strategies as st
 
 from gateway.formats.meter import UsageMeter
@@ -87,6 +88,16 @@ def meter_by_blocks(fmt: str, chunks: list[bytes]) -> UsageMeter:
     return meter
 
 
+def meter_by_scan(fmt: str, chunks: list[bytes]) -> UsageMeter:
+    """As the relay meters a same-format stream: complete events unsplit, only named ones parsed."""
+    meter, parser = UsageMeter(fmt), SSEParser()
+    for chunk in chunks:
+        meter.feed_complete(parser.complete(chunk))
+    for event in parser.finish():
+        meter.feed(event)
+    return meter
+
+
 def summary(meter: UsageMeter) -> tuple:
     return meter.usage, meter.terminal, meter.error_type, meter.last_sequence
 
@@ -122,7 +133,7 @@ def test_block_names_match_the_parsed_events():
 def test_metering_raw_blocks_agrees_with_metering_every_event_anthropic(cuts):
     chunks = split(wire(ANTHROPIC), cuts)
     by_blocks = meter_by_blocks("anthropic", chunks)
-    assert summary(by_blocks) == summary(meter_by_events("anthropic", chunks))
+    assert summary(by_blocks) == summary(meter_by_events("anthropic", chunks)) == summary(meter_by_scan("anthropic", chunks))
     assert (by_blocks.usage.input, by_blocks.usage.output, by_blocks.usage.cache_read,
             by_blocks.usage.cache_write, by_blocks.terminal) == (12, 42, 7, 3, True)
 
@@ -132,12 +143,32 @@ def test_metering_raw_blocks_agrees_with_metering_every_event_responses(cuts, ke
     # Cut the stream after ``kept`` events: a stream that ended early still knows its last sequence number.
     chunks = split(wire(RESPONSES[:kept], sequence=True), cuts)
     by_blocks = meter_by_blocks("responses", chunks)
-    assert summary(by_blocks) == summary(meter_by_events("responses", chunks))
+    assert summary(by_blocks) == summary(meter_by_events("responses", chunks)) == summary(meter_by_scan("responses", chunks))
     assert by_blocks.last_sequence == kept - 1
     assert by_blocks.terminal == (kept == len(RESPONSES))
 
 
-def test_an_error_event_is_metered_from_raw_blocks():
+@pytest.mark.parametrize("meter_by", [meter_by_blocks, meter_by_scan])
+def test_an_error_event_is_metered_without_parsing_every_event(meter_by):
     raw = wire([ANTHROPIC[0], ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "x"}})])
-    meter = meter_by_blocks("anthropic", [raw])
+    meter = meter_by("anthropic", [raw])
     assert (meter.error_type, meter.terminal, meter.usage.input) == ("overloaded_error", True, 12)
+
+
+# Responses streams in odd orders: an error after deltas keeps the deltas' number; deltas after the
+# completed event move it on; an "event:" spelled without a space takes the careful path.
+ODD = [
+    RESPONSES[:3] + [("error", {"type": "error", "code": "server_error"})],
+    RESPONSES[:2] + [RESPONSES[-1]] + RESPONSES[2:4],
+    RESPONSES[:3] + [("response.failed", {"type": "response.failed", "response": {"error": {"code": "boom"}}})],
+]
+
+
+@pytest.mark.parametrize("events", ODD)
+@given(cuts=st.lists(st.integers(0, 2000), max_size=6))
+def test_odd_responses_streams_meter_alike(events, cuts):
+    for raw in (wire(events, sequence=True), wire(events, sequence=True).replace(b"event: ", b"event:")):
+        chunks = split(raw, cuts)
+        expected = summary(meter_by_events("responses", chunks))
+        assert summary(meter_by_scan("responses", chunks)) == expected
+        assert summary(meter_by_blocks("responses", chunks)) == expected
