@@ -15,6 +15,7 @@ and grouped as that model.
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -23,6 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -147,7 +149,9 @@ def report(by: str, span: Range, *, user: AbstractBaseUser | None = None, api_ke
     """
     hourly = span.is_short() if hourly is None else hourly
     qs = rollups(span, user=user, api_key=api_key, hours_only=hourly)
-    per_bucket = _sums(qs, ("bucket", "model"))
+    with _hashing():
+        per_bucket = _sums(qs, ("bucket", "model"))
+        per_group = [] if by in ("day", "model") else _sums(qs, (*GROUPS[by], "model"))
     prices = model_prices() if per_bucket else {}
     label = _hour_label if hourly else _day_label
     bars: dict[tuple[Any, ...], list[int]] = {}
@@ -159,7 +163,7 @@ def report(by: str, span: Range, *, user: AbstractBaseUser | None = None, api_ke
         data = [(_day_label(bucket) if by == "day" else model, model, *sums) for bucket, model, *sums in per_bucket]
         rows = _priced(_table(data), SHOWN[by], prices)
     else:
-        rows = _named(by, _priced(_table(_sums(qs, (*GROUPS[by], "model"))), GROUPS[by], prices))
+        rows = _named(by, _priced(_table(per_group), GROUPS[by], prices))
     return Report(rows, chart, summed(rows), hourly)
 
 
@@ -178,7 +182,8 @@ def totals(by: str, span: Range | None = None, *, user: AbstractBaseUser | None 
            api_key: ApiKey | None = None) -> list[dict[str, Any]]:
     """Totals per group (``by`` is a GROUPS key; KeyError otherwise) over ``span`` (default: all time)."""
     fields = GROUPS[by]
-    data = _sums(rollups(span or Range(), user=user, api_key=api_key), (*fields, "model"))
+    with _hashing():
+        data = _sums(rollups(span or Range(), user=user, api_key=api_key), (*fields, "model"))
     if by == "day":
         data = [(_day_label(bucket), *rest) for bucket, *rest in data]
     return _named(by, _priced(_table(data), SHOWN[by] if by == "day" else fields, model_prices() if data else {}))
@@ -310,6 +315,22 @@ def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...]) -> list[tuple[Any
     """(*columns, *SUMS) per distinct ``columns``: the one aggregate query behind every report."""
     named = {f"sum_{f}": Sum(f) for f in SUMS}
     return list(qs.values(*columns).annotate(**named).order_by().values_list(*columns, *named))
+
+
+@contextmanager
+def _hashing() -> Iterator[None]:
+    """On Postgres, a transaction whose aggregates may hash in memory.
+
+    Postgres guesses tens of thousands of groups where there are hundreds, and
+    with the default 4 MB work_mem sorts 100,000 rollups on disk instead of
+    hashing them: 0.37 s -> 0.12 s for a 90-day report by key.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        yield
 
 
 def _table(data: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]:

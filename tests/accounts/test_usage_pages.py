@@ -129,13 +129,18 @@ async def test_csv_is_streamed_chunk_by_chunk_under_asgi(alice, api_key_factory,
     # Under ASGI a sync iterator would be read to the end before the first byte (Django warns, and
     # warnings are errors here): the export hands the server an async iterator instead.
     from asgiref.sync import sync_to_async
+    from django.db import connections
     from django.test import AsyncClient
 
     key, _ = await sync_to_async(api_key_factory)("alice")
     await sync_to_async(usage_factory)(key, input_tokens=5)
     client = AsyncClient()
-    await client.aforce_login(alice)
-    response = await client.get("/me/usage/csv/")
-    assert response.streaming and response.is_async
-    text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    try:
+        await client.aforce_login(alice)
+        response = await client.get("/me/usage/csv/")
+        assert response.streaming and response.is_async
+        text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    finally:
+        # The view ran in asgiref's thread: left open, its connection keeps Postgres from dropping the test db.
+        await sync_to_async(connections.close_all)()
     assert text.splitlines()[1].split(",")[1:4] == ["claude-sonnet-4-6", "1", "5"]
