@@ -277,10 +277,14 @@ def check_once(now: datetime | None = None) -> None:
     now = now or timezone.now()
     threshold = float(settings.PROXYHUB_ALERT_WINDOW_PERCENT)
     credentials = list(Credential.objects.exclude(status=Credential.Status.DISABLED).only(
-        "id", "provider", "label", "email", "account_id", "status", "status_reason", "windows"))
-    relogin = {c.pk: c for c in credentials if c.status == Credential.Status.NEEDS_RELOGIN}
-    for credential in relogin.values():
-        _open_relogin(credential.pk, "")  # a status set by any path (or before this release) is alerted too
+        "id", "provider", "label", "email", "account_id", "status", "status_reason", "windows", "last_error_at"))
+    relogin = {c.pk for c in credentials if c.status == Credential.Status.NEEDS_RELOGIN}
+    for pk in relogin:
+        _open_relogin(pk, "")  # a status set by any path (or before this release) is alerted too
+    # An account failing within the last check period keeps its episode: a concurrent refresh may have
+    # set it active for a moment before the next rejection, and that is not a recovery.
+    grace = now - timedelta(seconds=max(float(settings.PROXYHUB_ALERT_CHECK_SECONDS), 1.0))
+    relogin |= {c.pk for c in credentials if c.last_error_at and c.last_error_at > grace}
     end_episodes(Q(open_key__startswith="relogin:") & ~Q(open_key__in=[f"relogin:{pk}" for pk in relogin]))
     high: set[str] = set()
     for credential in credentials:
