@@ -226,3 +226,13 @@ def test_credentials_page_reads_24h_usage_from_rollups(staff_client, api_key_fac
     listed = response.context["cl"].result_list
     assert [(c.requests_24h, c.tokens_24h) for c in listed] == [(1, 120)]
     assert not [q for q in queries.captured_queries if "gateway_usagerecord" in q["sql"]]
+
+
+def test_raw_export_pages_through_records_with_equal_times(many):
+    from gateway.admin import in_pages
+    from gateway.models import UsageRecord
+
+    moment = timezone.now()
+    UsageRecord.objects.filter(request_id__in=[f"req-{n}" for n in range(5, 12)]).update(created_at=moment)
+    got = [r[0] for r in in_pages(UsageRecord.objects.all(), ("request_id",), size=3)]
+    assert sorted(got) == sorted(UsageRecord.objects.values_list("request_id", flat=True)) and len(got) == 30
