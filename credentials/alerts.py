@@ -171,7 +171,9 @@ def key_budget(key_prefix: str, limit_name: str, used: float, limit: float, peri
     if _budget_seen.get((key_prefix, limit_name)) == seen:
         return
     _budget_seen[(key_prefix, limit_name)] = seen
-    _work.submit(_sync_budget, key_prefix, limit_name, level, used, limit, period)
+    job = _work.submit(_sync_budget, key_prefix, limit_name, level, used, limit, period)
+    # A job that failed (database away) is forgotten, so the next call tries again.
+    job.add_done_callback(lambda done: done.exception() and _budget_seen.pop((key_prefix, limit_name), None))
 
 
 # --- episodes ---------------------------------------------------------------------------------
