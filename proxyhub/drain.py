@@ -138,6 +138,7 @@ def _shut_listening_sockets() -> None:
 async def finish() -> None:
     """Write the usage rows still queued and close the upstream clients; the process is about to exit."""
     from credentials.refresh import aclose_client
+    from gateway import shared
     from gateway.upstream.client import close_sessions
     from gateway.usage import writer
 
@@ -148,6 +149,7 @@ async def finish() -> None:
         logger.warning("shutdown: usage rows not written within %s s; they wait in the journal", FLUSH_TIMEOUT)
     await close_sessions()
     await aclose_client()
+    await shared.aclose()
 
 
 def install() -> None:
