@@ -22,7 +22,26 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
-    monthly_token_budget = models.PositiveBigIntegerField(null=True, blank=True)
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name="tokens per month",
+        help_text="Input + cache write + output tokens this calendar month (UTC); cache reads are not counted.")
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, verbose_name="concurrent requests")
+    queue_wait_seconds = models.FloatField(
+        default=0, verbose_name="queue wait (s)",
+        help_text="With a concurrency limit: how long a request may wait for a free slot (0: refused at once).")
+    daily_token_limit = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name="tokens per day",
+        help_text="Input + cache write + output tokens this UTC day; cache reads are not counted.")
+    monthly_cost_limit = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, verbose_name="cost per month (USD)",
+        help_text="Estimated from the catalog's list prices, this calendar month (UTC).")
+    pool_share_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, verbose_name="fair share (%)",
+        help_text="Share of a provider's pool this key keeps while the pool is under pressure "
+                  "(PROXYHUB_FAIR_SHARE_THRESHOLD); past it the key waits for the 5-hour window.")
+    groups = models.JSONField(
+        default=list, blank=True, verbose_name="account groups",
+        help_text='Account groups this key may use, e.g. ["core"]. Empty uses every account.')
 
     class Meta:
         verbose_name = "API key"

@@ -47,6 +47,8 @@ class Credential(models.Model):
                                help_text="Subscription windows from rate-limit headers and the usage endpoints.")
     windows_polled_at = models.DateTimeField(null=True, blank=True,
                                              help_text="Last usage-endpoint poll claimed by any process.")
+    groups = models.JSONField(default=list, blank=True,
+                              help_text='Account groups, e.g. ["core"]; keys bound to groups use only their accounts.')
     proxy_url = models.CharField(
         max_length=300, blank=True,
         help_text="Optional outbound proxy for this account's traffic and token refreshes: "
