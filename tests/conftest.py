@@ -52,6 +52,7 @@ def fake() -> Iterator[FakeUpstreams]:
         PROXYHUB_CLAUDE_USAGE_URL=upstreams.claude_usage_url,
         PROXYHUB_CODEX_USAGE_URL=upstreams.codex_usage_url,
         PROXYHUB_WINDOW_POLL_SECONDS=0,  # tests that poll start servers with a poll period
+        PROXYHUB_ALERT_CHECK_SECONDS=0,  # alert tests run their checks themselves
     )
     urls.enable()
     yield upstreams
