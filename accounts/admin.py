@@ -18,15 +18,20 @@ from django.utils import timezone
 from accounts import keys, views
 from accounts.models import ApiKey
 from accounts.services import digest
+from credentials.groups import GroupsField
 
 
 class ApiKeyForm(forms.ModelForm):
     allowed_models = forms.CharField(
         required=False, help_text="Comma-separated model names or globs, e.g. claude-*, gpt-5.5. Empty allows all.")
+    groups = GroupsField(label="Account groups",
+                         help_text="Comma-separated account groups this key may use, e.g. core. Empty: every account.")
 
     class Meta:
         model = ApiKey
-        fields = ("user", "name", "allowed_models", "expires_at", "requests_per_minute", "monthly_token_budget")
+        fields = ("user", "name", "allowed_models", "expires_at", "requests_per_minute", "concurrency_limit",
+                  "queue_wait_seconds", "daily_token_limit", "monthly_token_budget", "monthly_cost_limit",
+                  "pool_share_percent", "groups")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

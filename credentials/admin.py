@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone as dt_timezone
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -13,6 +14,7 @@ from django.urls import URLPattern
 
 from credentials import alert_admin  # noqa: F401  (registers the alert history)
 from credentials import audit
+from credentials.groups import GroupsField
 from credentials.models import AuditEntry, Credential, Model
 from credentials.refresh import RefreshFailed, refresh_now
 from credentials.urls import admin_urlpatterns
@@ -20,11 +22,21 @@ from credentials.urls import admin_urlpatterns
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 
 
+class CredentialForm(forms.ModelForm):
+    groups = GroupsField(help_text="Comma-separated account groups, e.g. core, contractors. "
+                                   "Keys bound to groups use only their accounts.")
+
+    class Meta:
+        model = Credential
+        exclude = SECRET_FIELDS
+
+
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
     # The provider and account are in __str__; the provider filter sits beside the list.
-    list_display = ("__str__", "plan", "state", "expires_in", "windows_summary", "priority", "last_used_at",
-                    "last_error")
+    list_display = ("__str__", "plan", "state", "expires_in", "windows_summary", "priority", "groups_display",
+                    "last_used_at", "last_error")
     list_filter = ("provider", "status")
     search_fields = ("label", "email", "account_id")
     exclude = SECRET_FIELDS
@@ -61,6 +73,10 @@ class CredentialAdmin(admin.ModelAdmin):
         if seconds <= 0:
             return "expired (refreshes on next use)"
         return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+    @admin.display(description="groups")
+    def groups_display(self, obj: Credential) -> str:
+        return ", ".join(obj.groups or []) or "—"
 
     @admin.display(description="windows")
     def windows_summary(self, obj: Credential) -> str:

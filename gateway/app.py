@@ -198,21 +198,23 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     )
     try:
         entry, thinking = await _resolve_model(api_key, body)
-        await limits.acheck_rate(api_key)
-        await limits.acheck_budget(api_key)
+        ticket = await limits.admit(api_key, entry.provider)  # every limit of the key, one round trip
     except (Rejection, limits.LimitExceeded) as exc:
         await _reject(request, send, record, exc, started)
         return
     record.provider, record.upstream_model = entry.provider, entry.upstream_model
     job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started, thinking)
-    if endpoint == "count_tokens" and entry.provider != "claude":
-        await _estimate_tokens(job, send)
-        return
-    if endpoint == "compact" and entry.provider != "codex":
-        exc = Rejection(501, f"{entry.name!r}: {COMPACTION_UNSUPPORTED}", "compaction_unsupported")
-        await _reject(request, send, record, exc, started)
-        return
-    await _cancel_on_disconnect(relay(job, send), receive)
+    try:
+        if endpoint == "count_tokens" and entry.provider != "claude":
+            await _estimate_tokens(job, send)
+            return
+        if endpoint == "compact" and entry.provider != "codex":
+            exc = Rejection(501, f"{entry.name!r}: {COMPACTION_UNSUPPORTED}", "compaction_unsupported")
+            await _reject(request, send, record, exc, started)
+            return
+        await _cancel_on_disconnect(relay(job, send), receive)
+    finally:
+        await limits.finish(ticket, record)  # the slot back; tokens and cost counted in the background
 
 
 class Rejection(Exception):

@@ -1,4 +1,4 @@
-"""/v1/models: the models a key may use whose provider has an active credential."""
+"""/v1/models: the models a key may use whose provider has an active credential (in the key's groups, if any)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -12,12 +12,14 @@ from gateway import catalog
 from gateway.catalog import Entry
 
 
-def _active_providers() -> set[str]:
-    return set(Credential.objects.filter(status=Credential.Status.ACTIVE).values_list("provider", flat=True))
+def _active_providers(groups: list[str]) -> set[str]:
+    active = Credential.objects.filter(status=Credential.Status.ACTIVE).values_list("provider", "groups")
+    wanted = set(groups)
+    return {provider for provider, in_groups in active if not wanted or wanted.intersection(in_groups or ())}
 
 
 async def available_entries(api_key: ApiKey) -> list[Entry]:
-    providers = await sync_to_async(_active_providers)()
+    providers = await sync_to_async(_active_providers)(list(api_key.groups or []))
     return [e for e in await catalog.aentries() if e.provider in providers and api_key.allows(e.name)]
 
 

@@ -29,11 +29,13 @@ SNAPSHOT_SECONDS = 2.0
 class NoCredentialError(Exception):
     """No credential can serve now. ``retry_after`` is set when all are cooling down."""
 
-    def __init__(self, provider: str, retry_after: float | None, connected: bool) -> None:
+    def __init__(self, provider: str, retry_after: float | None, connected: bool,
+                 groups: Sequence[str] = ()) -> None:
         super().__init__(provider)
         self.provider = provider
         self.retry_after = retry_after
         self.connected = connected
+        self.groups = tuple(groups)  # the key's account groups, when it is bound to some
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,23 @@ async def _snapshot(provider: str) -> list[Credential]:
     return state.credentials
 
 
-async def acquire(provider: str, exclude: set[int], conversation: str = "") -> Credential:
-    """A credential to try next; raises NoCredentialError when none can serve."""
-    credentials = await _snapshot(provider)
+async def snapshot(provider: str) -> list[Credential]:
+    """The active credentials of ``provider`` as this process last loaded them (at most SNAPSHOT_SECONDS old)."""
+    return await _snapshot(provider)
+
+
+def in_groups(credentials: Sequence[Credential], groups: Sequence[str]) -> list[Credential]:
+    """The credentials in any of ``groups``; all of them when ``groups`` is empty (a key bound to none)."""
+    if not groups:
+        return list(credentials)
+    wanted = set(groups)
+    return [c for c in credentials if wanted.intersection(c.groups or ())]
+
+
+async def acquire(provider: str, exclude: set[int], conversation: str = "", groups: Sequence[str] = ()) -> Credential:
+    """A credential to try next, from ``groups`` when given (failover stays inside them);
+    raises NoCredentialError when none can serve."""
+    credentials = in_groups(await _snapshot(provider), groups)
     now = timezone.now()
     how = Choice(settings.PROXYHUB_POOL_STRATEGY, next(_state[provider].turns), conversation,
                  settings.PROXYHUB_POOL_PREFER_SOONEST_RESET)
@@ -128,10 +144,10 @@ async def acquire(provider: str, exclude: set[int], conversation: str = "") -> C
         return chosen
     if not credentials:
         connected = await sync_to_async(services.connected_count)(provider) > 0
-        raise NoCredentialError(provider, None, connected=connected)
+        raise NoCredentialError(provider, None, connected=connected, groups=groups)
     cooling = [c.cooldown_until for c in credentials if c.cooldown_until and c.cooldown_until > now]
     retry_after = max((min(cooling) - now).total_seconds(), 1.0) if cooling else None
-    raise NoCredentialError(provider, retry_after, connected=True)
+    raise NoCredentialError(provider, retry_after, connected=True, groups=groups)
 
 
 def sticky_key(provider: str, conversation: str) -> str:

@@ -143,9 +143,9 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, 
     last: UpstreamError | None = None
     for attempt in range(settings.PROXYHUB_MAX_ATTEMPTS):
         try:
-            credential = await pool.acquire(provider, tried, conversation)
+            credential = await pool.acquire(provider, tried, conversation, job.api_key.groups or ())
         except pool.NoCredentialError as exc:
-            if exc.connected:
+            if exc.connected and not exc.groups:  # a key's groups running dry is not the provider's outage
                 alerts.provider_unavailable(provider)  # returns at once; the alert thread checks and sends
             raise (_exhausted(job, last) if last else _no_credential(job, exc)) from None
         job.record.attempts = attempt + 1
@@ -255,6 +255,13 @@ async def _sideline(credential: Credential, error: UpstreamError) -> None:
 
 def _no_credential(job: Job, exc: pool.NoCredentialError) -> Failure:
     name = PROVIDER_NAMES.get(exc.provider, exc.provider)
+    if exc.groups:
+        groups = ", ".join(exc.groups)
+        if exc.retry_after is not None:
+            return _rate_limited(job, exc.retry_after,
+                                 f"Every {name} account in this key's groups ({groups}) is cooling down right now.")
+        return Failure(503, f"This key's account groups ({groups}) have no ready {name} account. "
+                            f"Ask an admin to add an account to the groups or check the credentials page.")
     if not exc.connected:
         return Failure(503, f"No {name} account is connected to this ProxyHub. Ask an admin to connect one "
                             f"(admin site, or `python manage.py import_credentials`).", error_type=None)

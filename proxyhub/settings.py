@@ -201,6 +201,9 @@ PROXYHUB_POOL_STRATEGY = env("PROXYHUB_POOL_STRATEGY", default="round-robin")
 PROXYHUB_POOL_PREFER_SOONEST_RESET = env.bool("PROXYHUB_POOL_PREFER_SOONEST_RESET", default=False)
 # Accounts past this percent of any window are used only when no other account is ready.
 PROXYHUB_POOL_MAX_UTILIZATION = env.float("PROXYHUB_POOL_MAX_UTILIZATION", default=95.0)
+# Fair share: while an account of a provider is past this percent of its 5-hour window, keys with a share
+# (ApiKey.pool_share_percent) past their share of the pool's trailing 5-hour tokens wait for the reset.
+PROXYHUB_FAIR_SHARE_THRESHOLD = env.float("PROXYHUB_FAIR_SHARE_THRESHOLD", default=80.0)
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
 # Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
 PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
