@@ -46,10 +46,17 @@ class SSEParser:
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._pos = 0  # how much of _buffer feed() has consumed
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
-        for raw in self.blocks(chunk):
-            event = parse_block(raw)
+        """Each complete event, parsed as it is reached: a consumer that stops early (the relay
+        vetting a stream's opening) pays only for the events it read; the rest stay buffered."""
+        buffer, start = self._take(chunk), 0
+        while (end := buffer.find(b"\n\n", start)) >= 0:
+            raw, start = buffer[start:end], end + 2
+            # What is consumed is marked by an offset, not by copying the rest of the buffer.
+            self._buffer, self._pos = buffer, start
+            event = parse_block(raw) if raw else None
             if event is not None:
                 yield event
 
@@ -87,22 +94,24 @@ class SSEParser:
         return buffer[:end + 2]
 
     def _take(self, chunk: bytes) -> bytes:
-        buffer = self._buffer + chunk if self._buffer else chunk
+        pending = self._buffer[self._pos:] if self._pos else self._buffer
+        buffer = pending + chunk if pending else chunk
         if b"\r" in buffer:
             # CRLF or bare CR line ends (the spec allows both); a CR that ends the chunk
             # may be the first half of a CRLF, so it waits for the next chunk.
             held = b"\r" if buffer.endswith(b"\r") else b""
             buffer = buffer[:len(buffer) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
+        self._buffer, self._pos = buffer, 0
         return buffer
 
     @property
     def at_boundary(self) -> bool:
         """True when everything fed so far ended on an event boundary."""
-        return not self._buffer
+        return self._pos >= len(self._buffer)
 
     def finish(self) -> Iterator[Event]:
         """Yield a last event that the peer did not terminate with a blank line."""
-        raw, self._buffer = self._buffer, b""
+        raw, self._buffer, self._pos = self._buffer[self._pos:], b"", 0
         if raw.strip():
             event = parse_block(raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
             if event is not None:

@@ -172,3 +172,14 @@ def test_odd_responses_streams_meter_alike(events, cuts):
         expected = summary(meter_by_events("responses", chunks))
         assert summary(meter_by_scan("responses", chunks)) == expected
         assert summary(meter_by_blocks("responses", chunks)) == expected
+
+
+def test_a_consumer_that_stops_early_leaves_the_rest_buffered():
+    raw = wire(ANTHROPIC)
+    parser = SSEParser()
+    for event in parser.feed(raw[:-5]):
+        if event.event == "ping":
+            break
+    rest = list(parser.feed(raw[-5:]))
+    assert [e.event for e in rest] == [name for name, _ in ANTHROPIC[2:]]
+    assert parser.at_boundary
