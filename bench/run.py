@@ -387,10 +387,10 @@ def component(frames: list[str]) -> str:
     return "event loop and interpreter (no library frame)"
 
 
-def summarize(collapsed: Path, top: int = 12) -> list[str]:
-    """Shares of samples by component and the top functions by own time, from py-spy's raw output."""
-    own: dict[str, int] = {}
+def _shares(collapsed: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Shares of samples by component and by leaf function, from py-spy's raw (collapsed) output."""
     parts: dict[str, int] = {}
+    own: dict[str, int] = {}
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -401,10 +401,20 @@ def summarize(collapsed: Path, top: int = 12) -> list[str]:
         leaf = re.sub(r" \((?:.*/)?([^/()]*?):\d+\)$", r" (\1)", frames[-1])
         own[leaf] = own.get(leaf, 0) + n
         parts[component(frames)] = parts.get(component(frames), 0) + n
-    lines = [f"{total} samples", "", "| Share | Where the time went |", "|---:|---|"]
-    lines += [f"| {n / total:.1%} | {name} |" for name, n in sorted(parts.items(), key=lambda kv: -kv[1])]
-    lines += ["", "| Self | Function (file) |", "|---:|---|"]
-    lines += [f"| {n / total:.1%} | `{f}` |" for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    return ({k: v / max(total, 1) for k, v in parts.items()}, {k: v / max(total, 1) for k, v in own.items()})
+
+
+def summarize(*profiles: Path, top: int = 6) -> list[str]:
+    """Where the time went, side by side for several profiles, and each one's top functions by own time."""
+    shares = [_shares(p) for p in profiles]
+    names = sorted({k for parts, _ in shares for k in parts}, key=lambda k: -sum(p.get(k, 0) for p, _ in shares))
+    lines = ["| Where the time went | " + " | ".join(p.stem for p in profiles) + " |",
+             "|---|" + "---:|" * len(profiles)]
+    lines += [f"| {k} | " + " | ".join(f"{parts.get(k, 0):.0%}" for parts, _ in shares) + " |" for k in names]
+    lines.append("")
+    for path, (_, own) in zip(profiles, shares):
+        best = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+        lines.append(f"- {path.stem}: " + ", ".join(f"`{k}` {v:.0%}" for k, v in best))
     return lines
 
 
@@ -506,11 +516,11 @@ def main() -> None:
     parser.add_argument("--profile", choices=("nonstream", "stream", "codex"),
                         help="instead of the table: py-spy one worker under this load (needs py-spy in .venv)")
     parser.add_argument("--profile-out", help="path prefix for the profile (default: the temp dir)")
-    parser.add_argument("--summarize", metavar="FILE", help="only print the summary of a saved profile")
+    parser.add_argument("--summarize", metavar="FILE", nargs="+", help="only summarise saved profiles, side by side")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
     if args.summarize:
-        print("\n".join(summarize(Path(args.summarize))))
+        print("\n".join(summarize(*map(Path, args.summarize))))
         return
     tmp = Path(tempfile.mkdtemp(prefix="proxyhub-bench-"))
     if args.profile:
