@@ -118,6 +118,7 @@ def period_start(period: str, now: datetime | None = None) -> datetime:
 
 
 def period_range(period: str, now: datetime | None = None) -> Range:
+    """A PERIODS entry as a Range up to now."""
     return Range(period_start(period, now))
 
 
@@ -403,7 +404,8 @@ def _named(by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _merged([{"user": users.get(r["user_id"]), **_numbers(r)} for r in rows], SHOWN["user"])
     if by == "credential":
         ids = {r["credential_id"] for r in rows} - {0}
-        labels = {c.pk: str(c) for c in Credential.objects.filter(pk__in=ids)} if ids else {}
+        accounts = Credential.objects.filter(pk__in=ids).only("provider", "label", "email", "account_id")
+        labels = {c.pk: str(c) for c in accounts} if ids else {}
         return _merged([{"credential": labels.get(r["credential_id"], f"deleted #{r['credential_id']}")
                          if r["credential_id"] else None, **_numbers(r)} for r in rows], SHOWN["credential"])
     return rows
