@@ -56,10 +56,14 @@ class CreateKeyForm(forms.Form):
         api_key, raw = issue_key(self.user, name=self.cleaned_data["name"],
                                  allowed_models=chosen or list(base.allowed_models or []),
                                  expires_at=base.expires_at)
-        if base.requests_per_minute is not None or base.monthly_token_budget is not None:
-            api_key.requests_per_minute = base.requests_per_minute
-            api_key.monthly_token_budget = base.monthly_token_budget
-            api_key.save(update_fields=["requests_per_minute", "monthly_token_budget"])
+        # The same limits and account groups as the key it is based on: a new key is no way around them.
+        inherited = ("requests_per_minute", "monthly_token_budget", "concurrency_limit", "queue_wait_seconds",
+                     "daily_token_limit", "monthly_cost_limit", "pool_share_percent", "groups")
+        changed = [f for f in inherited if getattr(base, f) != getattr(api_key, f)]
+        if changed:
+            for f in changed:
+                setattr(api_key, f, getattr(base, f))
+            api_key.save(update_fields=changed)
         return api_key, raw
 
 

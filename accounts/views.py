@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.client_configs import FORMATS
 from accounts.forms import CreateKeyForm
+from accounts.limit_usage import limit_lines
 from accounts.models import ApiKey
 from accounts.services import config_models
 
@@ -82,7 +83,9 @@ def config_download(request: HttpRequest, api_key: ApiKey, fmt: str) -> HttpResp
 @require_GET
 @login_required(login_url=LOGIN_URL)
 def key_list(request: HttpRequest) -> HttpResponse:
-    keys = ApiKey.objects.filter(user=request.user).order_by("-created_at")
+    keys = list(ApiKey.objects.filter(user=request.user).order_by("-created_at"))
+    for key in keys:
+        key.limit_lines = limit_lines(key)  # only this user's keys: no one else's figures
     return TemplateResponse(request, "accounts/key_list.html", {
         "keys": keys, "now": timezone.now(), "form": CreateKeyForm(request.user)})
 
@@ -109,7 +112,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey, pk=key_id, user=request.user)
     configs = render_configs(request, api_key) if api_key.revoked_at is None else []
     return TemplateResponse(request, "accounts/key_detail.html", {
-        "key": api_key, "configs": configs, "now": timezone.now()})
+        "key": api_key, "configs": configs, "now": timezone.now(), "limit_lines": limit_lines(api_key)})
 
 
 @require_GET

@@ -35,3 +35,8 @@ class GatewayConfig(AppConfig):
         generations.subscribe(generations.KEYS, keycache.clear)
         generations.subscribe(generations.CATALOG, catalog.invalidate)
         generations.subscribe(generations.CREDENTIALS, pool.invalidate)
+        # /me/ shows each limit's usage from the shared store; accounts may not import the gateway itself.
+        from accounts import limit_usage
+        from gateway import limits
+
+        limit_usage.register(limits.usage)
