@@ -24,6 +24,7 @@ from gateway.formats.sse import DONE, data_event
 from gateway.formats.stream_errors import chat_error
 from gateway.translate import anthropic_build as build
 from gateway.translate.anthropic_events import AnthropicEventTranslator
+from gateway.translate.cache_marks import add_cache_marks
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import ANTHROPIC_TO_CHAT_FINISH, Target, Usage
 
@@ -61,7 +62,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         out["system"] = blocks
     out["messages"] = build.normalize_turns(turns)
     _apply_options(out, body, names, target)
-    return build.finish_request(out)
+    return add_cache_marks(build.finish_request(out))
 
 
 def _apply_options(out: dict[str, Any], body: dict[str, Any], names: build.ToolNames, target: Target) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from gateway.translate import anthropic_build as build
 from gateway.translate import responses_output as out
+from gateway.translate.cache_marks import add_cache_marks
 from gateway.translate.errors import COMPACTION_UNSUPPORTED, TranslationError
 from gateway.translate.mapping import Target, Usage, anthropic_to_responses_status
 from gateway.translate.responses_output import (
@@ -74,7 +75,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         result["system"] = system
     result["messages"] = build.normalize_turns(context.turns)
     _apply_options(result, body, tools, target)
-    return build.finish_request(result)
+    return add_cache_marks(build.finish_request(result))
 
 
 def _apply_options(result: dict[str, Any], body: dict[str, Any], tools: ResponsesTools, target: Target) -> None:

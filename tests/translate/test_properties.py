@@ -298,5 +298,55 @@ def test_a_conversation_opening_with_an_assistant_greeting_gets_a_user_turn_firs
     out = upstream_body(client_format, "claude", body, CLAUDE)
     assert validate("claude", out) is None
     assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]
-    assert out["messages"][0]["content"] == [{"type": "text", "text": "."}]
-    assert out["messages"][1]["content"] == [{"type": "text", "text": greeting}]
+    unmarked = [[{k: v for k, v in b.items() if k != "cache_control"} for b in m["content"]] for m in out["messages"]]
+    assert unmarked[0] == [{"type": "text", "text": "."}]
+    assert unmarked[1] == [{"type": "text", "text": greeting}]
+
+
+# -- prompt-cache breakpoints (gateway/translate/cache_marks.py) ------------------------------------
+
+
+def _client_text_parts(client_format: str, body: Json) -> list[Json]:
+    """The client's text parts that may carry a ``cache_control`` of its own."""
+    items = body["messages"] if client_format == "chat" else body["input"] if isinstance(body["input"], list) else []
+    kinds = ("text",) if client_format == "chat" else ("input_text", "output_text")
+    return [p for item in items if isinstance(item.get("content"), list)
+            for p in item["content"] if isinstance(p, dict) and p.get("type") in kinds and str(p.get("text", "")).strip()]
+
+
+def _upstream_marks(body: Json) -> list[Json]:
+    found: list[Json] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "cache_control" in node:
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk({k: body.get(k) for k in ("tools", "system", "messages")})
+    return found
+
+
+@settings(PROPERTY, max_examples=30)
+@given(client_format=st.sampled_from(("chat", "responses")), data=st.data())
+def test_claude_gets_at_most_four_breakpoints_and_keeps_the_clients(client_format: str, data: st.DataObject) -> None:
+    body = data.draw(gen.chat_requests() if client_format == "chat" else gen.responses_requests(), label="request")
+    parts = _client_text_parts(client_format, body)
+    chosen = data.draw(st.sets(st.integers(0, len(parts) - 1), max_size=4) if parts else st.just(set()), label="marks")
+    # one TTL per request, as a client sets them (the API wants 1h marks before 5m ones)
+    mark = data.draw(st.sampled_from(({"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"})), label="ttl")
+    for i in chosen:
+        parts[i]["cache_control"] = dict(mark)
+    out = upstream_body(client_format, "claude", body, data.draw(gen.claude_targets, label="target"))
+    assert validate("claude", out) is None
+    marks = _upstream_marks(out)
+    assert len(marks) <= 4
+    final = out["messages"][-1]["content"]
+    if len(chosen) < 4:  # with room left, the newest turn always gets one: it is what the next turn reads
+        assert any("cache_control" in b for b in final), "the final message was not marked"
+    kept = {b["text"] for b in marks if b.get("type") == "text" and b["cache_control"] == mark}
+    for i in chosen:
+        assert parts[i]["text"] in kept, f"the client's mark on {parts[i]['text']!r} was lost"

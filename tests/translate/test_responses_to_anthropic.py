@@ -16,6 +16,12 @@ from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
 from tests.translate.chunked import replay
 
+@pytest.fixture(autouse=True)
+def _no_cache_marks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the translation itself; the breakpoints added on top are pinned in test_cache_marks.py."""
+    monkeypatch.setattr(r2a, "add_cache_marks", lambda body: body)
+
+
 TARGET = Target("claude-sonnet-4-5-20250929", max_tokens=32000)
 ADAPTIVE = Target("claude-opus-4-6", max_tokens=64000, adaptive_thinking=True)
 
