@@ -91,6 +91,6 @@ def describe(api_key: ApiKey) -> str:
     if api_key.monthly_cost_limit:
         parts.append(f"monthly cost ${Decimal(api_key.monthly_cost_limit):.2f}")
     if api_key.pool_share_percent:
-        parts.append(f"fair share {Decimal(api_key.pool_share_percent):g}%")
+        parts.append(f"fair share {float(api_key.pool_share_percent):g}%")
     text = ", ".join(parts) or "no limits"
     return text + (f"; groups: {', '.join(api_key.groups)}" if api_key.groups else "")

@@ -74,6 +74,6 @@ def limit_lines(api_key: ApiKey) -> list[LimitLine]:
     if api_key.pool_share_percent:
         share = used.get("share") or {}
         shown = ", ".join(f"{provider} {percent}%" for provider, percent in share.items() if percent) or "—"
-        lines.append(LimitLine("Fair share of the pool (last 5 h)", f"{Decimal(api_key.pool_share_percent):g}%",
+        lines.append(LimitLine("Fair share of the pool (last 5 h)", f"{float(api_key.pool_share_percent):g}%",
                                shown, None))
     return lines

@@ -372,8 +372,8 @@ async def _check_fair_share(api_key: ApiKey, provider: str) -> None:
     if mine > everyone * share / 100:
         raise LimitExceeded(
             f"The {PROVIDER_NAMES.get(provider, provider)} pool is under pressure (an account is past "
-            f"{settings.PROXYHUB_FAIR_SHARE_THRESHOLD}% of its 5-hour window) and this key used more than its "
-            f"fair share of {share:g}% of the pool's tokens over the last 5 hours ({mine} of {everyone}).", wait)
+            f"{float(settings.PROXYHUB_FAIR_SHARE_THRESHOLD):g}% of its 5-hour window) and this key used more than its "
+            f"fair share of {float(share):g}% of the pool's tokens over the last 5 hours ({mine} of {everyone}).", wait)
 
 
 # --- what /me/ shows --------------------------------------------------------------------------
