@@ -17,6 +17,7 @@ from django.conf import settings
 from accounts.models import ApiKey
 from gateway import catalog, daphne_compat, fastjson, keycache, keyguard, limits
 from gateway.catalog import Entry
+from gateway.formats.errors import error_body
 from gateway.http import (
     BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
 )
@@ -43,6 +44,7 @@ POST_ROUTES = {
     "/backend-api/codex/responses/compact": ("compact", "responses"),
 }
 BARE_PATHS = ("/messages", "/chat/completions", "/responses", "/models", "/completions")
+TOO_DEEP = "Request body is nested too deeply."
 
 
 def _normalise(path: str) -> str:
@@ -97,6 +99,12 @@ async def _generate_safely(request: Request, endpoint: str, receive: Receive, se
 
     try:
         await _generate(request, endpoint, receive, tracking_send)
+    except RecursionError:
+        # A body just under the parser's depth limit can still be too deep for a translator or the
+        # stdlib encoder; that is the client's input, not a bug (issue 10).
+        logger.info("request body nested too deeply for %s", request.path)
+        if not started:
+            await send_error(send, request.client_format, 400, TOO_DEEP)
     except Exception:
         logger.exception("unexpected error serving %s", request.path)
         if not started:
@@ -153,6 +161,9 @@ async def _read_json(request: Request, receive: Receive, send: Send) -> dict[str
     except (ValueError, UnicodeDecodeError) as exc:
         await send_error(send, request.client_format, 400, f"Request body is not valid JSON: {exc}")
         return None
+    except RecursionError:  # orjson stops at 1024 levels and hands over to the stdlib, which recurses
+        await send_error(send, request.client_format, 400, TOO_DEEP)
+        return None
     if not isinstance(body, dict):
         await send_error(send, request.client_format, 400, "Request body must be a JSON object.")
         return None
@@ -197,6 +208,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         request_id=request.request_id,
     )
     try:
+        _check_required_fields(endpoint, body)
         entry, thinking = await _resolve_model(api_key, body)
         ticket = await limits.admit(api_key, entry.provider)  # every limit of the key, one round trip
     except (Rejection, limits.LimitExceeded) as exc:
@@ -220,9 +232,16 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
 class Rejection(Exception):
     """The gateway refuses a request before any upstream call (bad model, not allowed)."""
 
-    def __init__(self, status: int, message: str, code: str) -> None:
+    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.param = status, message, code, param
+
+
+def _check_required_fields(endpoint: str, body: dict[str, Any]) -> None:
+    """OpenAI answers a Responses request without ``input`` with this 400; the upstreams would not
+    (Claude's translation made an empty conversation, Codex an empty answer)."""
+    if endpoint == "responses" and body.get("input") is None:
+        raise Rejection(400, "Missing required parameter: 'input'.", "missing_required_parameter", param="input")
 
 
 async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, str]:
@@ -258,7 +277,9 @@ async def _reject(request: Request, send: Send, record: UsageRow, exc: Exception
     record.outcome = Outcome.REJECTED
     record.duration_ms = int((time.monotonic() - started) * 1000)
     record_usage(record)
-    await send_error(send, request.client_format, status, message, code=code, headers=headers or None)
+    param = exc.param if isinstance(exc, Rejection) else None
+    body = error_body(request.client_format, status, message, code=code, param=param)
+    await send_json(send, status, body, headers=headers or None)
 
 
 async def _estimate_tokens(job: Job, send: Send) -> None:
