@@ -1,0 +1,56 @@
+"""/me/ shows a teammate their own keys' limits and how much of each is used (from the shared store)."""
+from __future__ import annotations
+
+import re
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BODY = {"model": "claude-sonnet-4-6", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def row(html: str, name: str) -> list[str]:
+    """The cells of the limits row called ``name``."""
+    match = re.search(rf"<tr><td>{re.escape(name)}</td>(.*?)</tr>", html, re.S)
+    assert match, f"no row {name!r}"
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", match.group(1), re.S)]
+
+
+def test_me_shows_limits_and_their_usage_and_nobody_elses(gateway, api_key_factory, credential_factory,
+                                                          django_user_model):
+    credential_factory()
+    mine, raw = api_key_factory("alice")
+    mine.requests_per_minute, mine.daily_token_limit, mine.monthly_cost_limit = 30, 100000, Decimal("5")
+    mine.concurrency_limit, mine.pool_share_percent, mine.groups = 2, Decimal("25"), []
+    mine.save()
+    theirs, _ = api_key_factory("bob")
+    theirs.daily_token_limit = 777777
+    theirs.save()
+    r = httpx.post(gateway + "/v1/messages", json=BODY, headers={"x-api-key": raw}, timeout=30)
+    assert r.status_code == 200
+    usage = r.json()["usage"]
+    counted = usage["input_tokens"] + usage.get("cache_creation_input_tokens", 0) + usage["output_tokens"]
+    assert usage.get("cache_read_input_tokens", 0) > 0  # the fake reports cache reads: they must not count
+    client = Client()
+    client.force_login(django_user_model.objects.get(username="alice"))
+    deadline = time.monotonic() + 10
+    while True:  # the tokens are counted just after the answer
+        html = client.get("/me/").content.decode()
+        if row(html, "Tokens today (UTC)")[1] != "0" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert row(html, "Tokens today (UTC)") == ["100,000", f"{counted:,}", f"{counted * 100 // 100000}%"]
+    assert row(html, "Requests per minute")[:2] == ["30", "1"]
+    assert row(html, "Concurrent requests")[:2] == ["2", "0"]
+    assert row(html, "Estimated cost this month")[0] == "$5.00"
+    assert row(html, "Fair share of the pool (last 5 h)")[0] == "25%"
+    assert "input + cache write + output" in html
+    assert "777,777" not in html and "777777" not in html  # bob's limits are not on alice's page
+    detail = client.get(f"/me/keys/{mine.pk}/").content.decode()
+    assert row(detail, "Tokens today (UTC)")[1] == f"{counted:,}"
+    assert client.get(f"/me/keys/{theirs.pk}/").status_code == 404
