@@ -1,7 +1,7 @@
 """Usage records (read-only, newest first, fast at millions of rows) and the credentials page with 24 h usage."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Iterator
 
@@ -140,18 +140,24 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """The records of the usage report's range (and key) as CSV, oldest first, streamed."""
         params = admin_params(request)
-        qs = UsageRecord.objects.filter(params.span.record_filter())
+        qs = UsageRecord.objects.all()
+        if params.span.until is not None:
+            qs = qs.filter(created_at__lt=params.span.until)
         if params.api_key is not None:
             qs = qs.filter(api_key_id=params.api_key.pk)
         # Usernames from a dict, not a join: with a join Postgres sorted the whole range before the first row.
         users = dict(get_user_model().objects.values_list("pk", "username"))
-        rows = ((*r[:3], users.get(r[3]), *r[4:]) for r in in_pages(qs, EXPORT_COLUMNS))
+        rows = ((*r[:3], users.get(r[3]), *r[4:]) for r in in_pages(qs, EXPORT_COLUMNS, since=params.span.since))
         header = [c.replace("user_id", "user") for c in EXPORT_COLUMNS]
         return stream_csv(request, csv_lines(rows, header), f"proxyhub-usage-records-{params.slug()}.csv")
 
 
-def in_pages(qs: QuerySet[UsageRecord], columns: tuple[str, ...], size: int = 2000) -> Iterator[tuple[Any, ...]]:
-    """``columns`` of every record of ``qs``, oldest first, read ``size`` at a time after the last one seen.
+def in_pages(qs: QuerySet[UsageRecord], columns: tuple[str, ...], *, since: datetime | None = None,
+             size: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """``columns`` of the records of ``qs`` from ``since`` on, oldest first, ``size`` at a time after the last one seen.
+
+    ``qs`` must not bound created_at from below itself: SQLite would start every
+    page's index range at that bound instead of at the last record seen.
 
     Short keyset queries over the (created_at, id) order rather than one cursor:
     Postgres materialises a WITH HOLD cursor (Django's server-side iterator
@@ -159,7 +165,7 @@ def in_pages(qs: QuerySet[UsageRecord], columns: tuple[str, ...], size: int = 20
     rows, and a transaction held open for a whole download would block SQLite's writers.
     """
     ordered = qs.order_by("created_at", "id")
-    rest = ordered
+    rest = ordered if since is None else ordered.filter(created_at__gte=since)
     while True:
         page = list(rest.values_list("created_at", "id", *columns)[:size])
         for row in page:
