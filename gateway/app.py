@@ -75,7 +75,10 @@ async def gateway_application(scope: Scope, receive: Receive, send: Send) -> Non
     elif method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
         await _models(request, receive, send)
     elif method == "GET" and path in ("/v1/responses", "/backend-api/codex/responses"):
-        await send_bytes(send, 426, b'{"error":{"message":"WebSocket mode is not supported; use HTTP streaming.",'
+        # A GET here is the WebSocket mode (gateway/websocket.py) without its upgrade: a server started
+        # without a WebSocket library sees Codex CLI's upgrade so, and 426 makes Codex use HTTP streaming.
+        await send_bytes(send, 426, b'{"error":{"message":"GET on this path is the WebSocket mode: send '
+                                    b'Upgrade: websocket, or POST for HTTP streaming.",'
                                     b'"type":"invalid_request_error","param":null,"code":"upgrade_required"}}')
     elif path.startswith(BARE_PATHS):
         await send_error(send, _format_for(path, request.headers), 404,
@@ -113,11 +116,13 @@ async def _generate_safely(request: Request, endpoint: str, receive: Receive, se
 
 
 async def websocket_refusal(scope: Scope, receive: Receive, send: Send) -> None:
-    """Codex CLI tries a WebSocket first; refusing at once makes it fall back to HTTP streaming."""
+    """A WebSocket on a path that has none (only /v1/responses has, gateway/websocket.py): 426 at once,
+    which makes a client such as Codex CLI fall back to HTTP streaming."""
     message = await receive()
     if message["type"] == "websocket.connect":
         if daphne_compat.INSTALLED or "websocket.http.response" in (scope.get("extensions") or {}):
-            body = b'{"error":{"message":"WebSocket mode is not supported; use HTTP streaming.","code":"upgrade_required"}}'
+            body = (b'{"error":{"message":"No WebSocket endpoint at this path (only /v1/responses); '
+                    b'use HTTP.","code":"upgrade_required"}}')
             await send({"type": "websocket.http.response.start", "status": 426,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "websocket.http.response.body", "body": body})

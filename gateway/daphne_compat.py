@@ -1,13 +1,15 @@
 """Teach daphne the ASGI "websocket.http.response" denial extension.
 
-Daphne answers every refused WebSocket handshake with 403. Codex CLI first
-tries a WebSocket on /v1/responses and must get a plain 426 at once to fall
-back to HTTP streaming (PROTOCOLS.md §7.4), so a refusal carrying a status
-is turned into that status here. Installed by proxyhub.asgi; a no-op
+Daphne answers every refused WebSocket handshake with 403. A WebSocket on a
+path that has none must get a plain 426 at once (a client such as Codex CLI
+then falls back to HTTP streaming, PROTOCOLS.md §7.4), and a wrong key on
+/v1/responses a 401, so a refusal carrying a status is turned into that
+status here (autobahn sends the status line only, no body). Installed by proxyhub.asgi; a no-op
 under other servers, which support the extension themselves.
 """
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 INSTALLED = False
@@ -27,7 +29,8 @@ def install() -> None:
     def handle_reply(self: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "websocket.http.response.start" and self.state == self.STATE_CONNECTING:
-            self.handshake_deferred.errback(ConnectionDeny(code=message["status"], reason="Upgrade Required"))
+            status = message["status"]
+            self.handshake_deferred.errback(ConnectionDeny(code=status, reason=_reason(status)))
             del self.handshake_deferred
             self.server.protocol_disconnected(self)
             return
@@ -37,3 +40,10 @@ def install() -> None:
 
     WebSocketProtocol.handle_reply = handle_reply
     INSTALLED = True
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Refused"

@@ -19,6 +19,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from gateway.app import gateway_application, websocket_refusal  # noqa: E402
+from gateway.websocket import responses_websocket  # noqa: E402
 from gateway import daphne_compat  # noqa: E402
 from proxyhub import drain  # noqa: E402
 from proxyhub.background import start_once  # noqa: E402
@@ -35,7 +36,14 @@ router = ProtocolTypeRouter(
                 re_path(r"", django_application),
             ]
         ),
-        "websocket": websocket_refusal,
+        "websocket": URLRouter(
+            [
+                # The Responses API over WebSocket (Codex CLI); /v1/v1/ as for HTTP.
+                re_path(r"^(v1/)+responses/?$", responses_websocket),
+                re_path(r"^backend-api/codex/responses/?$", responses_websocket),
+                re_path(r"", websocket_refusal),  # 426 elsewhere: the client falls back to HTTP
+            ]
+        ),
     }
 )
 

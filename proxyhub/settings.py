@@ -205,6 +205,8 @@ PROXYHUB_POOL_MAX_UTILIZATION = env.float("PROXYHUB_POOL_MAX_UTILIZATION", defau
 # (ApiKey.pool_share_percent) past their share of the pool's trailing 5-hour tokens wait for the reset.
 PROXYHUB_FAIR_SHARE_THRESHOLD = env.float("PROXYHUB_FAIR_SHARE_THRESHOLD", default=80.0)
 PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.0)
+# A Responses WebSocket (gateway/websocket.py) with no message for this long between responses is closed; 0: never.
+PROXYHUB_WS_IDLE_SECONDS = env.float("PROXYHUB_WS_IDLE_SECONDS", default=600.0)
 # Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
 PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
 # Usage journal: every usage row is appended here before the answer's last byte (a killed worker loses

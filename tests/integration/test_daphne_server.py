@@ -32,7 +32,7 @@ def test_daphne_serves_a_streamed_message_end_to_end(tmp_path, fake):
     assert tokens["access_token"] not in server.output and key not in server.output
 
 
-def test_daphne_refuses_a_websocket_upgrade_with_426(tmp_path, fake):
+def test_daphne_refuses_a_websocket_upgrade_on_a_path_without_one_with_426(tmp_path, fake):
     import socket
     from urllib.parse import urlsplit
 
@@ -42,7 +42,7 @@ def test_daphne_refuses_a_websocket_upgrade_with_426(tmp_path, fake):
     with daphne(env) as server:
         url = urlsplit(server.url)
         with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-            sock.sendall(b"GET /v1/responses HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            sock.sendall(b"GET /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                          b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                          b"Sec-WebSocket-Version: 13\r\nopenai-beta: responses_websockets=2026-02-06\r\n\r\n")
             status_line = sock.recv(4096).split(b"\r\n", 1)[0]

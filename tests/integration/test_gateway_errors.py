@@ -111,15 +111,15 @@ def test_count_tokens_is_forwarded_to_claude(gateway, key, credential_factory, f
     assert fake.requests("claude")[-1].path == "/v1/messages/count_tokens"
 
 
-def test_websocket_upgrade_on_responses_is_refused_at_once(gateway, key):
+def test_websocket_upgrade_on_a_path_without_websocket_is_refused_at_once(gateway, key):
     import socket
     from urllib.parse import urlsplit
 
     r = httpx.get(gateway + "/v1/responses", headers={"authorization": f"Bearer {key}"})
-    assert r.status_code == 426
+    assert r.status_code == 426  # a GET without the upgrade (the WebSocket mode: tests/integration/test_websocket.py)
     url = urlsplit(gateway)
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-        sock.sendall(b"GET /v1/responses HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        sock.sendall(b"GET /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      b"Sec-WebSocket-Version: 13\r\n\r\n")
         assert sock.recv(4096).split(b"\r\n", 1)[0].startswith(b"HTTP/1.1 426")

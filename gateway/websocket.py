@@ -1,0 +1,355 @@
+"""The Responses API over WebSocket at /v1/responses, as Codex CLI speaks it (PROTOCOLS.md §3.7).
+
+    client                                          gateway
+    GET /v1/responses, Upgrade: websocket,    ->    the key checked as for HTTP (wrong-key throttle too):
+      Authorization: Bearer KEY                     101, or 401/429 with an OpenAI error body
+    {"type":"response.create", <Responses body>} -> model, allowlist and limits checked per response,
+                                                    then relay.relay(Job, send) with a send() that turns
+                                              <-    the SSE it writes into one JSON text frame per event
+    {"type":"response.create",                ->    the full input rebuilt from the connection's last
+     "previous_response_id":"resp_1",               response (formats/responses_chain.py), since the
+     "input":[only the new items]}                  upstreams keep no state
+    {"type":"response.create","generate":false} ->  warm-up: answered here, no upstream call
+
+Errors are ``{"type":"error","status":N,"error":{...},"headers":{...}}`` frames, always with a
+status (Codex ignores an error frame without one), the connection stays open for the next
+response. A client that closes mid-response cancels the upstream request. Each response leaves
+one usage row, endpoint ``responses_ws`` (``responses_ws_warmup`` for warm-ups, zero tokens).
+The server pings (uvicorn and daphne both, every 20 s); during a long upstream silence the
+relay's keep-alive becomes a ``{"type":"keepalive"}`` frame, which Codex ignores but which
+resets its idle timer (a ping does not). A connection idle for PROXYHUB_WS_IDLE_SECONDS
+between responses is closed (1000); Codex reconnects for its next turn.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from contextlib import suppress
+from dataclasses import replace
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import ApiKey
+from gateway import daphne_compat, fastjson, limits
+from gateway.app import Rejection, _authenticate, _normalise, _reject, _resolve_model
+from gateway.formats.errors import error_body
+from gateway.formats.responses_aggregate import ResponseAggregator
+from gateway.formats.responses_chain import PreviousResponseNotFoundError, ResponseChain
+from gateway.formats.sse import KEEPALIVE, Event, SSEParser
+from gateway.http import Message, Receive, Request, Scope, Send
+from gateway.relay import Job, relay
+from gateway.request_context import adopt as adopt_request_id
+from gateway.usage import metrics
+from gateway.usage.rows import UsageRow
+from gateway.usage.writer import record_usage
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "responses_ws"
+WARMUP_ENDPOINT = "responses_ws_warmup"
+DEFAULT_IDLE_SECONDS = 600.0
+# The events the connection reads to remember a response's output; the rest go out unparsed.
+_HISTORY_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete",
+                             "response.failed", "error"})
+# Headers of an HTTP error worth handing on inside an error frame (Codex reads retry-after on 429).
+_FRAME_HEADERS = ("retry-after", "x-request-id", "anthropic-ratelimit-unified-status")
+
+
+async def responses_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI app for ``websocket`` scopes on /v1/responses and /backend-api/codex/responses."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    request = Request.from_scope(scope)
+    request.path = _normalise(scope["path"])
+    request.client_format = "responses"
+    request.request_id = adopt_request_id(request.headers.get("x-request-id"))
+    request.extra["client"] = scope.get("client")  # the wrong-key throttle counts per host
+    api_key = await _authenticate(request, _HandshakeRefusal(scope, send))
+    if api_key is None:
+        return
+    await send({"type": "websocket.accept", "headers": [(b"x-request-id", request.request_id.encode("latin-1"))]})
+    await Connection(request, api_key, receive, send).serve()
+
+
+class _HandshakeRefusal:
+    """A Send for the gateway's HTTP error answers that refuses the upgrade with that status and body
+    (the ASGI "websocket.http.response" extension; daphne learns it in gateway.daphne_compat)."""
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self.denial = daphne_compat.INSTALLED or "websocket.http.response" in (scope.get("extensions") or {})
+        self.send = send
+
+    async def __call__(self, message: Message) -> None:
+        if not self.denial:
+            if message["type"] == "http.response.start":
+                await self.send({"type": "websocket.close", "code": 1008})  # before accept: the server refuses
+            return
+        await self.send({**message, "type": "websocket." + message["type"]})
+
+
+class Connection:
+    """One WebSocket: responses served one at a time, in order, with the conversation they chain."""
+
+    def __init__(self, request: Request, api_key: ApiKey, receive: Receive, send: Send) -> None:
+        self.request, self.api_key = request, api_key
+        self._receive, self._send = receive, send
+        self.chain = ResponseChain()
+        self.inbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        self.closed = False
+
+    async def serve(self) -> None:
+        reader = asyncio.ensure_future(self._read())
+        idle = float(getattr(settings, "PROXYHUB_WS_IDLE_SECONDS", DEFAULT_IDLE_SECONDS)) or None
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(self.inbox.get(), idle)
+                except asyncio.TimeoutError:
+                    await self.close(1000, "idle timeout")
+                    return
+                if message is None:
+                    return
+                await self._handle(message)
+        finally:
+            reader.cancel()
+
+    async def _read(self) -> None:
+        """Every client message into the inbox: a response in progress keeps watching for a close."""
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                self.gone.set()
+                self.closed = True
+                await self.inbox.put(None)
+                return
+            if message["type"] == "websocket.receive":
+                await self.inbox.put(message)
+
+    async def send_text(self, text: str) -> None:
+        """Send one frame; once the client is gone, frames are dropped (the response in progress is
+        cancelled through ``gone``, so its usage row says client_cancelled)."""
+        if self.closed:
+            return
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        except (OSError, RuntimeError):  # uvicorn raises ClientDisconnected (an OSError) after a close
+            self.closed = True
+            self.gone.set()
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send_text(fastjson.dumps(frame).decode())
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            with suppress(OSError, RuntimeError):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def _handle(self, message: Message) -> None:
+        text = message.get("text")
+        if text is None:
+            text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+        request = replace(self.request, request_id=adopt_request_id(None), extra=dict(self.request.extra))
+        try:
+            frame = fastjson.loads(text)
+        except ValueError as exc:
+            await self._error_frame(400, f"Message is not valid JSON: {exc}", "invalid_json")
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "response.processed":
+            return  # older Codex builds acknowledge each response; nothing to do
+        if kind != "response.create":
+            await self._error_frame(400, f"Unsupported message type {kind!r}: send \"response.create\".",
+                                    "invalid_request_error")
+            return
+        assert isinstance(frame, dict)
+        metrics.request_started()
+        try:
+            await Response(self, request, frame).serve()
+        except Exception:
+            logger.exception("unexpected error serving a WebSocket response")
+            await self._error_frame(500, "Internal error in ProxyHub; the admin can find it in the server log.",
+                                    "server_error")
+        finally:
+            metrics.request_finished()
+
+    async def _error_frame(self, status: int, message: str, code: str) -> None:
+        await self.send_frame(error_frame(status, error_body("responses", status, message, code=code)))
+
+
+def error_frame(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An HTTP error answer as the error frame Codex handles like that HTTP status (PROTOCOLS.md §3.7)."""
+    error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {
+        "type": "server_error", "code": None, "message": str(body)[:500]}
+    return {"type": "error", "status": status, "error": error, "headers": headers or {}}
+
+
+class Response:
+    """One ``response.create``: checked, relayed (or warmed up), and chained on success."""
+
+    def __init__(self, connection: Connection, request: Request, frame: dict[str, Any]) -> None:
+        self.connection, self.request, self.frame = connection, request, frame
+        self.started = time.monotonic()
+        self.warmup = frame.get("generate") is False
+        api_key = connection.api_key
+        self.record = UsageRow(
+            api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
+            endpoint=WARMUP_ENDPOINT if self.warmup else ENDPOINT,
+            requested_model=str(frame.get("model") or "")[:100], stream=True, request_id=request.request_id,
+        )
+
+    async def serve(self) -> None:
+        connection, api_key = self.connection, self.connection.api_key
+        sink = FrameSink(connection)
+        try:
+            body = connection.chain.expand(self.frame)
+        except PreviousResponseNotFoundError as exc:
+            # Codex resends the full request on a new connection when told this code (CLIProxyAPI: 409).
+            exc409 = Rejection(409, exc.message, "previous_response_not_found")
+            await _reject(self.request, sink, self.record, exc409, self.started)
+            return
+        try:
+            entry, thinking = await _resolve_model(api_key, body)
+            if self.warmup:
+                self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
+                await self._warm_up(body)
+                return
+            ticket = await limits.admit(api_key, entry.provider)
+        except (Rejection, limits.LimitExceeded) as exc:
+            await _reject(self.request, sink, self.record, exc, self.started)
+            return
+        self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
+        job = Job(self.request, "responses", "responses", body, api_key, entry, True, self.record, self.started,
+                  thinking)
+        try:
+            await self._relay(job, sink)
+        finally:
+            await limits.finish(ticket, self.record)
+        completed = sink.completed()
+        if completed is not None:
+            connection.chain.remember(body, str(completed.get("id") or ""), completed.get("output") or [])
+
+    async def _relay(self, job: Job, sink: FrameSink) -> None:
+        """relay() until it ends or the client goes away, which cancels it (and the upstream request)."""
+        work = asyncio.ensure_future(relay(job, sink))
+        gone = asyncio.ensure_future(self.connection.gone.wait())
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                work.cancel()
+                with suppress(asyncio.CancelledError):
+                    await work
+                logger.info("client closed the WebSocket mid-response; upstream request cancelled")
+                return
+            work.result()
+        finally:
+            gone.cancel()
+            if not work.done():  # we were cancelled ourselves (server shutdown): pass it on
+                work.cancel()
+
+    async def _warm_up(self, body: dict[str, Any]) -> None:
+        """``generate: false``: created + completed with no output, remembered as the chain's start."""
+        response_id = "resp_" + uuid.uuid4().hex
+        response = {"id": response_id, "object": "response", "created_at": int(time.time()),
+                    "status": "in_progress", "model": body.get("model"), "output": [], "usage": None}
+        self.record.status_code = 200
+        self.record.duration_ms = int((time.monotonic() - self.started) * 1000)
+        self.record.ttfb_ms = self.record.duration_ms
+        record_usage(self.record)  # before the answer, as every response
+        await self.connection.send_frame({"type": "response.created", "sequence_number": 0, "response": response})
+        usage = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
+        done = {**response, "status": "completed", "usage": usage}
+        await self.connection.send_frame({"type": "response.completed", "sequence_number": 1, "response": done})
+        self.connection.chain.remember(body, response_id, [])
+
+
+class FrameSink:
+    """The ASGI ``send`` that relay() writes its HTTP answer to, speaking WebSocket frames instead.
+
+    A 200 stream: each SSE event's data (already JSON with its ``type``) goes out as one text
+    frame; a stream-level ``error`` event gets a status so Codex acts on it. Any other status: the
+    error body becomes one error frame. The events that finish output items are read on the way,
+    so the connection can chain the next response to this one.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.parser = SSEParser()
+        self.aggregator = ResponseAggregator()
+        self.error_body = b""
+        self.terminal = ""
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = int(message["status"])
+            self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
+            return
+        if kind != "http.response.body":
+            return
+        body: bytes = message.get("body", b"")
+        if self.status != 200:
+            self.error_body += body
+            if not message.get("more_body", False):
+                await self._send_error()
+            return
+        if body == KEEPALIVE:
+            await self.connection.send_frame({"type": "keepalive"})
+            return
+        for event in self.parser.feed(body):
+            await self._send_event(event)
+        if not message.get("more_body", False):
+            for event in self.parser.finish():
+                await self._send_event(event)
+
+    async def _send_event(self, event: Event) -> None:
+        name = event.event
+        if name in _HISTORY_EVENTS or not name:
+            data = event.object()
+            if data is None:
+                return
+            name = str(data.get("type") or name)
+            self.aggregator.feed(Event(name, event.data))
+            if name == "error":
+                status = _stream_error_status(str(data.get("code") or ""))
+                error = {"type": data.get("code") or "server_error", "code": data.get("code"),
+                         "message": data.get("message") or "upstream error"}
+                self.terminal = name
+                await self.connection.send_frame({"type": "error", "status": status, "error": error, "headers": {}})
+                return
+            if name in ("response.completed", "response.incomplete", "response.failed"):
+                self.terminal = name
+        await self.connection.send_text(event.data)
+
+    async def _send_error(self) -> None:
+        try:
+            body = fastjson.loads(self.error_body)
+        except ValueError:
+            body = self.error_body.decode("utf-8", errors="replace")
+        headers = {k: v for k, v in self.headers.items() if k in _FRAME_HEADERS}
+        await self.connection.send_frame(error_frame(self.status, body, headers))
+
+    def completed(self) -> dict[str, Any] | None:
+        """The completed response (id and output items), or None when it did not complete."""
+        if self.terminal != "response.completed":
+            return None
+        try:
+            return self.aggregator.result()
+        except Exception:  # noqa: BLE001 - an unreadable end leaves the chain as it was
+            return None
+
+
+def _stream_error_status(code: str) -> int:
+    """The HTTP status Codex should treat a stream-level error as: it retries 5xx, honours 429."""
+    if code in ("rate_limit_exceeded", "usage_limit_reached", "rate_limit_error"):
+        return 429
+    if code in ("context_length_exceeded", "invalid_request_error", "invalid_prompt"):
+        return 400
+    return 502
