@@ -81,6 +81,7 @@ class Result:
     p99_ms: float
     requests: int
     cpu_ms: float = 0.0  # server CPU (all its processes) per request
+    spread: str = ""  # connections per worker, e.g. "16" or "9+7"
 
 
 @dataclass
@@ -213,6 +214,21 @@ def prepare(env: dict[str, str]) -> str:
     return manage(env, "issue_key", "bench").strip().splitlines()[-1]
 
 
+def settle(database: Path, quiet: float = 1.0, timeout: float = 30) -> None:
+    """Wait until the usage row count has not changed for ``quiet`` seconds."""
+    deadline, last, since = time.monotonic() + timeout, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            count = usage_rows(database)
+        except sqlite3.Error:  # locked by the writer right now
+            count = -2
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.2)
+
+
 def usage_rows(database: Path) -> int:
     """Usage rows in the scratch database (read with sqlite3: the server has stopped and flushed)."""
     with sqlite3.connect(database) as db:
@@ -220,6 +236,16 @@ def usage_rows(database: Path) -> int:
 
 
 # --- load --------------------------------------------------------------------------------------------
+
+def connection_spread(port: int) -> str:
+    """Established connections to ``port`` per serving process, largest first, e.g. "9+7"."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return "+".join(str(n) for n in sorted(counts.values(), reverse=True)) or "?"
+
 
 def check(port: int, scenario: Scenario, key: str, path: str) -> None:
     """One request by hand: the answer must be a 200 carrying the real thing, or the numbers mean nothing."""
@@ -238,14 +264,17 @@ def wrk(port: int, path: str, scenario: Scenario, key: str, connections: int, se
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_HEADERS": scenario.headers(key)}
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s", "--timeout", "10s",
            "-s", str(ROOT / "bench" / "report.lua"), f"http://127.0.0.1:{port}{path}"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    out = done.stdout
-    if done.returncode:
-        raise SystemExit(f"wrk failed: {done.stderr or out}")
+    load = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds / 2)
+    spread = connection_spread(port)  # which worker holds each of wrk's keep-alive connections
+    out, err = load.communicate()
+    if load.returncode:
+        raise SystemExit(f"wrk failed: {err or out}")
     match = re.search(r"^BENCH (\{.*\})$", out, re.M)
     if match is None:
         raise SystemExit(f"wrk printed no result:\n{out}")
     stats: dict[str, float] = json.loads(match[1])
+    stats["spread"] = spread  # type: ignore[assignment]
     if stats["status_errors"] or stats["socket_errors"]:
         raise SystemExit(f"{path} on port {port}: {stats['status_errors']} non-2xx answers, "
                          f"{stats['socket_errors']} socket errors\n{out}")
@@ -268,11 +297,11 @@ def measure(server: Server | None, port: int, scenario: Scenario, key: str, conn
         if server is not None:
             server.requests += n + int(warm["requests"]) + 1
         runs.append(Result(n / (stats["duration_us"] / 1e6), stats["p50_us"] / 1000, stats["p99_us"] / 1000, n,
-                           cpu / max(n, 1) * 1000))
+                           cpu / max(n, 1) * 1000, str(stats["spread"])))
     best = max(runs, key=lambda r: r.rps) if connections > 1 else min(runs, key=lambda r: r.p50_ms)
     who = server.name if server else "nginx"
     print(f"  {who:<11} {scenario.name:<9} c={connections:<3} {best.rps:8.0f} req/s  p50 {best.p50_ms:6.2f} ms"
-          f"  p99 {best.p99_ms:6.2f} ms  cpu {best.cpu_ms:5.2f} ms/req", flush=True)
+          f"  p99 {best.p99_ms:6.2f} ms  cpu {best.cpu_ms:5.2f} ms/req  conns {best.spread}", flush=True)
     return best
 
 
@@ -312,8 +341,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             passthrough = start_server("passthrough", "passthrough:app", workers, env, tmp / "passthrough.log")
             try:
                 # Back to back, so both see the same machine load.
-                for scenario, connections in ((NONSTREAM, 16), (STREAM, 16), (CODEX, 16), (NONSTREAM, 1)):
+                for scenario, connections in ((NONSTREAM, 1), (NONSTREAM, 16), (STREAM, 16), (CODEX, 16)):
                     for server in (passthrough, proxyhub):
+                        # The previous run's usage rows are still being written: let that finish, or
+                        # this run pays for the last one (it tripled the 1-connection p50).
+                        settle(tmp / "bench.sqlite3")
                         results[f"{server.name}/{scenario.name}/{connections}/{workers}"] = measure(
                             server, server.port, scenario, key, connections, args, tmp)
                 for server in (proxyhub, passthrough):
@@ -478,6 +510,8 @@ def table(results: dict[str, object], workers: list[int]) -> list[str]:
     cpu = [f"{r(f'proxyhub/nonstream/16/{w}').cpu_ms:.2f} / {r(f'proxyhub/stream/16/{w}').cpu_ms:.2f}"
            for w in workers]
     lines.append(f"| ProxyHub CPU per request, ms (non-streaming / streaming) | {' | '.join(cpu)} |  |  |")
+    spread = [f"{r(f'proxyhub/nonstream/16/{w}').spread} / {r(f'passthrough/nonstream/16/{w}').spread}" for w in workers]
+    lines.append(f"| wrk's 16 connections per worker, non-streaming (ProxyHub / pass-through) | {' | '.join(spread)} |  |  |")
     rss = [float(results[f"proxyhub/rss/{w}"]) for w in workers]  # type: ignore[arg-type]
     row("ProxyHub peak RSS per worker, MB", rss, "", f"≤ {TARGETS['rss_mb']} MB", max(rss) <= TARGETS["rss_mb"])
     rows, answered = results["usage"]  # type: ignore[misc]
