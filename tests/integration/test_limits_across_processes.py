@@ -1,0 +1,81 @@
+"""Key limits hold across two real server processes, with the database and with Redis as the shared store."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from decimal import Decimal
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from django.conf import settings
+
+from tests.conftest import REDIS_TEST_PREFIX
+from tests.servers import Server, daphne, server_env, session_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BODY = {"model": "claude-sonnet-4-6", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def servers(shared_backend: str, catalog_seeded: None, fake: Any) -> Iterator[tuple[Server, Server]]:
+    env = server_env(fake, session_database_url(), REDIS_URL=settings.REDIS_URL,
+                     PROXYHUB_REDIS_PREFIX=REDIS_TEST_PREFIX, PROXYHUB_BACKGROUND_REFRESH="false")
+    started = [daphne(env), daphne(env)]
+    with ExitStack() as stack:
+        with ThreadPoolExecutor(2) as executor:
+            entering = [executor.submit(cm.__enter__) for cm in started]
+        for cm, future in zip(started, entering):
+            if future.exception() is None:
+                stack.push(cm.__exit__)
+        a, b = (future.result() for future in entering)
+        yield a, b
+
+
+def post(server: Server, key: str, body: dict[str, Any] = BODY, path: str = "/v1/messages") -> httpx.Response:
+    return httpx.post(server.url + path, json=body, headers={"x-api-key": key}, timeout=30)
+
+
+def test_concurrency_daily_tokens_and_cost_hold_across_two_processes(servers, api_key_factory, credential_factory,
+                                                                     fake):
+    from credentials.models import Model
+
+    a, b = servers
+    credential_factory()
+    Model.objects.filter(name="claude-sonnet-4-6").update(input_price=Decimal("3"), output_price=Decimal("15"))
+    # One slot: a slow request on A holds it, B refuses at once; B gets it back when A's request ends.
+    slotted, raw_slotted = api_key_factory("slotted")
+    slotted.concurrency_limit = 1
+    slotted.save()
+    fake.add_fault("claude", "slow", delay=2.0)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(post, a, raw_slotted)
+        deadline = time.monotonic() + 10
+        while not fake.requests("claude"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        refused = post(b, raw_slotted)
+        assert first.result().status_code == 200
+    assert refused.status_code == 429 and "1 concurrent requests" in refused.json()["error"]["message"]
+    assert post(b, raw_slotted).status_code == 200
+    # Tokens per day: what A's request used is counted by B.
+    daily, raw_daily = api_key_factory("daily")
+    daily.daily_token_limit = 1
+    daily.save()
+    assert post(a, raw_daily).status_code == 200
+    deadline = time.monotonic() + 10
+    while (r := post(b, raw_daily)).status_code == 200:
+        assert time.monotonic() < deadline, "B never saw A's tokens"
+        time.sleep(0.1)
+    assert r.status_code == 429 and "1 tokens per day" in r.json()["error"]["message"]
+    # Cost per month: a tiny limit, spent on B, refused on A.
+    spender, raw_spender = api_key_factory("spender")
+    spender.monthly_cost_limit = Decimal("0.01")
+    spender.save()
+    for _ in range(200):  # each request costs a little; at most a few hundred before the cent is spent
+        r = post(b if _ % 2 else a, raw_spender)
+        if r.status_code == 429:
+            break
+    assert r.status_code == 429 and "monthly cost limit of $0.01" in r.json()["error"]["message"]
