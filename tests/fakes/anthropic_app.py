@@ -23,6 +23,7 @@ from aiohttp import web
 from . import anthropic_rules as rules
 from . import anthropic_wire as wire
 from .faults import Fault
+from .prompt_cache import CacheUsage
 from .replies import anthropic_input_tokens, anthropic_reply, anthropic_usage
 from .serving import Incoming, SseStream, json_response, receive
 from .tokens import stable_uuid
@@ -273,10 +274,17 @@ async def _reply_json(incoming: Incoming, fault: Fault | None) -> web.StreamResp
         # A non-streaming caller cannot get an error event; upstream answers 529.
         return _error(incoming, 529, "overloaded_error", "Overloaded")
     reply = anthropic_reply(body)
-    usage = anthropic_usage(body, reply)
+    usage = anthropic_usage(body, reply, _cache_split(incoming))
     payload = wire.message_json(reply, message_id=wire.new_id("msg_01"), model=body["model"], usage=usage)
     incoming.world.recorder.set_usage(PROVIDER, usage)
     return json_response(incoming, 200, payload, _ok_headers(incoming))
+
+
+def _cache_split(incoming: Incoming) -> CacheUsage:
+    """How the prompt splits into cache reads, writes and the rest, for this token's account."""
+    grant = incoming.world.tokens.valid_access(rules.bearer_token(incoming.request.headers))
+    account = grant.identity.account_id if grant else ""
+    return incoming.world.prompt_cache.account(incoming.body, account)
 
 
 def _drop_before_response(incoming: Incoming) -> web.StreamResponse:
@@ -290,7 +298,7 @@ def _drop_before_response(incoming: Incoming) -> web.StreamResponse:
 async def _stream(incoming: Incoming, fault: Fault | None) -> web.StreamResponse:
     body = incoming.body
     reply = anthropic_reply(body)
-    usage = anthropic_usage(body, reply)
+    usage = anthropic_usage(body, reply, _cache_split(incoming))
     events = wire.stream_events(reply, message_id=wire.new_id("msg_01"), model=body["model"], usage=usage)
     kind = fault.kind if fault else None
     opts = fault.opts if fault else {}

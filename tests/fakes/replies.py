@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .prompt_cache import CacheUsage, prompt_tokens
+
 THINKING_TEXT = "Thinking about it."
 MAX_ECHO = 200
 TOOL_CALL_TOKENS = 10
 REASONING_TOKENS = 5
-CACHE_READ_TOKENS = 100
-CACHE_CREATION_TOKENS = 20
 MAX_CACHED_TOKENS = 64
 CUSTOM_INPUTS = ("*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch", "*** Begin Patch\n*** Add File: b.txt\n+yo\n*** End Patch")
 
@@ -215,29 +215,20 @@ def output_tokens(reply: Reply) -> int:
 
 
 def anthropic_input_tokens(body: dict[str, Any]) -> int:
-    """Also the answer of count_tokens, so tests can compare the two."""
-    return max(1, len(json.dumps(body.get("messages", []))) // 4)
+    """The whole prompt (tools, system, messages); also the answer of count_tokens, so tests can compare the two."""
+    return prompt_tokens(body)
 
 
-def anthropic_usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
-    """Final (cumulative) usage; ``input_tokens`` excludes cache reads/writes."""
-    cached = has_cache_control(body)
+def anthropic_usage(body: dict[str, Any], reply: Reply, cache: CacheUsage | None = None) -> dict[str, int]:
+    """Final (cumulative) usage; ``input_tokens`` excludes cache reads/writes (``cache``: the
+    account's prompt cache's split of the prompt, prompt_cache.PromptCache.account)."""
+    split = cache or CacheUsage(anthropic_input_tokens(body), 0, 0)
     return {
-        "input_tokens": anthropic_input_tokens(body),
-        "cache_creation_input_tokens": CACHE_CREATION_TOKENS if cached else 0,
-        "cache_read_input_tokens": CACHE_READ_TOKENS if cached else 0,
+        "input_tokens": split.input_tokens,
+        "cache_creation_input_tokens": split.cache_creation_input_tokens,
+        "cache_read_input_tokens": split.cache_read_input_tokens,
         "output_tokens": output_tokens(reply),
     }
-
-
-def has_cache_control(node: object) -> bool:
-    if isinstance(node, dict):
-        if node.get("cache_control") is not None:
-            return True
-        return any(has_cache_control(v) for v in node.values())
-    if isinstance(node, list):
-        return any(has_cache_control(v) for v in node)
-    return False
 
 
 # --- Codex -----------------------------------------------------------------

@@ -291,9 +291,10 @@ class FakeUpstreams:
         return True
 
     def reset(self) -> None:
-        """Clear faults, records, counters and usage; issued tokens stay valid."""
+        """Clear faults, records, counters, usage and prompt caches; issued tokens stay valid."""
         self._world.faults.clear()
         self._world.recorder.reset()
+        self._world.prompt_cache.clear()
         with self._world.quota_lock:
             self._world.quotas = {"claude": Quota(), "codex": Quota()}
             self._world.account_quotas = {}

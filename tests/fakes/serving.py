@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from .faults import FaultBook
+from .prompt_cache import PromptCache
 from .recording import Recorded, Recorder
 from .tokens import TokenRegistry
 
@@ -57,6 +58,7 @@ class World:
     quotas: dict[str, Quota] = field(default_factory=lambda: {"claude": Quota(), "codex": Quota()})
     account_quotas: dict[tuple[str, str], Quota] = field(default_factory=dict)  # (provider, account id)
     quota_lock: threading.Lock = field(default_factory=threading.Lock)
+    prompt_cache: PromptCache = field(default_factory=PromptCache)  # Anthropic's, per account
 
     def quota(self, provider: str, account_id: str | None = None) -> Quota:
         """The account's own quota if a test set one, else the provider's."""

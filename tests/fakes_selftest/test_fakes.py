@@ -213,10 +213,90 @@ def test_claude_two_tools_give_parallel_calls_and_tool_results_get_answered(clau
     assert answer["content"][0]["text"] == "Tool said: 18C"
 
 
-def test_claude_reports_cache_tokens_when_cache_control_is_used(claude: Any) -> None:
-    system = [{"type": "text", "text": IDENTITY, "cache_control": {"type": "ephemeral"}}]
-    usage = claude(claude_body(system=system)).json()["usage"]
-    assert usage["cache_read_input_tokens"] == 100 and usage["cache_creation_input_tokens"] == 20
+MARK = {"type": "ephemeral"}
+LONG_SYSTEM = "You review code carefully and answer in short sentences. " * 100  # ~1,400 tokens: cacheable
+
+
+def cached_conversation(*turns: str, mark_every_turn: bool = False) -> dict[str, Any]:
+    """A long marked system prompt and alternating user/assistant turns, the last one marked."""
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": [{"type": "text", "text": t}]}
+                for i, t in enumerate(turns)]
+    for i, message in enumerate(messages):
+        if mark_every_turn or i == len(messages) - 1:
+            message["content"][-1]["cache_control"] = MARK
+    system = [{"type": "text", "text": IDENTITY}, {"type": "text", "text": LONG_SYSTEM, "cache_control": MARK}]
+    return claude_body(system=system, messages=messages)
+
+
+def split(usage: dict[str, int]) -> tuple[int, int, int]:
+    return usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"], usage["input_tokens"]
+
+
+def test_claude_writes_a_marked_prefix_then_reads_it_on_the_next_turn(claude: Any) -> None:
+    first = cached_conversation("What does main.py do?")
+    total_1 = claude({k: v for k, v in first.items() if k != "max_tokens"}, path="/v1/messages/count_tokens").json()
+    read, written, rest = split(claude(first).json()["usage"])
+    assert read == 0 and written > 1024 and rest == 0  # nothing after the last breakpoint
+    assert read + written + rest == total_1["input_tokens"]
+
+    second = cached_conversation("What does main.py do?", "It prints hello.", "And test.py?")
+    read2, written2, rest2 = split(claude(second).json()["usage"])
+    assert read2 == written  # exactly the prefix the first turn wrote
+    assert written2 > 0 and rest2 == 0
+    assert split(claude(second).json()["usage"]) == (read2 + written2, 0, 0)  # the same request again: all read
+
+
+def test_claude_streams_the_same_cache_usage(claude: Any) -> None:
+    body = cached_conversation("Stream it")
+    claude(body)
+    events = parse_sse(claude({**body, "stream": True}).text)
+    start = next(d for n, d in events if n == "message_start")["message"]["usage"]
+    delta = next(d for n, d in events if n == "message_delta")["usage"]
+    assert start["cache_read_input_tokens"] > 1024 and start["cache_creation_input_tokens"] == 0
+    assert delta.get("cache_read_input_tokens", start["cache_read_input_tokens"]) == start["cache_read_input_tokens"]
+
+
+def test_claude_caches_nothing_below_the_minimum_or_without_marks(claude: Any) -> None:
+    short = claude_body(system=[{"type": "text", "text": IDENTITY, "cache_control": MARK}])
+    for _ in range(2):
+        assert split(claude(short).json()["usage"])[:2] == (0, 0)
+    unmarked = cached_conversation("q")
+    unmarked["system"][1].pop("cache_control")
+    unmarked["messages"][0]["content"][0].pop("cache_control")
+    for _ in range(2):
+        usage = claude(unmarked).json()["usage"]
+        assert split(usage)[:2] == (0, 0) and usage["input_tokens"] > 1024
+
+
+def test_claude_prompt_caches_are_per_account(fakes: FakeUpstreams, claude: Any, http: httpx.Client) -> None:
+    body = cached_conversation("Shared prompt")
+    claude(body)
+    other = fakes.issue_claude_tokens(email="other@example.com")["access_token"]
+    usage = http.post(fakes.claude_base_url + "/v1/messages", json=body, headers=claude_headers(other)).json()["usage"]
+    assert usage["cache_read_input_tokens"] == 0 and usage["cache_creation_input_tokens"] > 0
+    assert claude(body).json()["usage"]["cache_read_input_tokens"] > 0
+
+
+def test_claude_looks_back_twenty_blocks_from_a_breakpoint(claude: Any) -> None:
+    """A turn that only marks its end still reads what the last one wrote, unless more than 20 blocks came since."""
+    claude(cached_conversation("x"))
+    system_only = split(claude(cached_conversation("y")).json()["usage"])[0]  # read: the marked system prefix
+    assert system_only > 1024
+    claude(cached_conversation("q0"))
+    near = ["q0", *[f"t{i}" for i in range(1, 21)]]  # 20 new blocks
+    assert split(claude(cached_conversation(*near)).json()["usage"])[0] > system_only
+    claude(cached_conversation("p0"))
+    far = ["p0", *[f"t{i}" for i in range(1, 22)]]  # 21 new blocks: past the look-back
+    assert split(claude(cached_conversation(*far)).json()["usage"])[0] == system_only
+    claude(cached_conversation("r0"))
+    body = cached_conversation("r0", *[f"t{i}" for i in range(1, 22)])
+    body["messages"][0]["content"][0]["cache_control"] = MARK  # an explicit breakpoint where the last turn ended
+    assert split(claude(body).json()["usage"])[0] > system_only
+
+
+def test_claude_refuses_more_than_four_breakpoints(claude: Any) -> None:
+    body = cached_conversation("a", "b", "c", "d", mark_every_turn=True)
+    assert_claude_400(claude(body), "A maximum of 4 blocks with cache_control may be provided. Found 5.")
 
 
 def test_claude_count_tokens_and_models(claude: Any) -> None:

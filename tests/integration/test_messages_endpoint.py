@@ -39,16 +39,18 @@ def test_non_stream_message_reaches_claude_with_oauth_identity(client, credentia
 
 def test_stream_is_relayed_and_usage_recorded(client, credential_factory, fake, api_key_factory):
     credential_factory()
-    with client.messages.stream(model=MODEL, max_tokens=200,
-                                messages=[{"role": "user", "content": [{"type": "text", "text": "Stream please",
-                                                                         "cache_control": {"type": "ephemeral"}}]}]) as s:
-        text = "".join(s.text_stream)
-        final = s.get_final_message()
+    system = [{"type": "text", "text": "Be terse. " * 500, "cache_control": {"type": "ephemeral"}}]  # cacheable
+    for turn in ("First", "Stream please"):  # the second turn reads what the first wrote, and writes its own
+        with client.messages.stream(model=MODEL, max_tokens=200, system=system,
+                                    messages=[{"role": "user", "content": [{"type": "text", "text": turn,
+                                                                             "cache_control": {"type": "ephemeral"}}]}]) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
     assert text == "Echo: Stream please"
     reported = fake.last_usage("claude")
     assert final.usage.output_tokens == reported["output_tokens"]
 
-    [record] = wait_for_usage(1)
+    record = wait_for_usage(2)[-1]
     assert record.stream is True and record.status_code == 200 and record.outcome == "ok"
     assert record.endpoint == "messages" and record.requested_model == MODEL
     assert record.input_tokens == reported["input_tokens"]
