@@ -35,11 +35,15 @@ class ApiKeyForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["queue_wait_seconds"].required = False
         if self.instance.pk:
             self.initial["allowed_models"] = ", ".join(self.instance.allowed_models or [])
 
     def clean_allowed_models(self) -> list[str]:
         return [p.strip() for p in self.cleaned_data.get("allowed_models", "").split(",") if p.strip()]
+
+    def clean_queue_wait_seconds(self) -> float:
+        return self.cleaned_data.get("queue_wait_seconds") or 0.0  # left empty: refused at once
 
 
 @admin.register(ApiKey)
