@@ -45,6 +45,7 @@ POST_ROUTES = {
 }
 BARE_PATHS = ("/messages", "/chat/completions", "/responses", "/models", "/completions")
 TOO_DEEP = "Request body is nested too deeply."
+CHECK_HEADER = "x-proxyhub-check"  # set by gateway.doctor: the usage row is marked as a check
 
 
 def _normalise(path: str) -> str:
@@ -211,6 +212,8 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
         endpoint=endpoint, requested_model=str(body.get("model") or "")[:100], stream=stream,
         request_id=request.request_id,
+        # A key check (gateway.doctor): only a label on the key holder's own row, so any authenticated caller may set it.
+        is_check=request.headers.get(CHECK_HEADER) == "1",
     )
     try:
         _check_required_fields(endpoint, body)

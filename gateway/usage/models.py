@@ -41,6 +41,7 @@ class UsageRecord(models.Model):
     attempts = models.PositiveSmallIntegerField(default=1)
     duration_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the first byte sent to the client.")
+    is_check = models.BooleanField(default=False, help_text="A key check (doctor / the Check button), not real work.")
 
     class Meta:
         app_label = "gateway"
