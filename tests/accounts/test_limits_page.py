@@ -54,3 +54,34 @@ def test_me_shows_limits_and_their_usage_and_nobody_elses(gateway, api_key_facto
     detail = client.get(f"/me/keys/{mine.pk}/").content.decode()
     assert row(detail, "Tokens today (UTC)")[1] == f"{counted:,}"
     assert client.get(f"/me/keys/{theirs.pk}/").status_code == 404
+
+
+def test_admin_sets_a_keys_limits_and_groups_and_a_credentials_groups(staff_client, alice, catalog):
+    from accounts.models import ApiKey
+    from credentials.models import Credential
+
+    page = staff_client.post("/admin/accounts/apikey/add/", {
+        "user": alice.pk, "name": "agent", "allowed_models": "", "expires_at_0": "", "expires_at_1": "",
+        "requests_per_minute": "20", "concurrency_limit": "2", "queue_wait_seconds": "1.5",
+        "daily_token_limit": "5000", "monthly_token_budget": "", "monthly_cost_limit": "7.25",
+        "pool_share_percent": "25", "groups": "core, contractors"}, follow=True)
+    assert page.status_code == 200 and b"New API key" in page.content
+    key = ApiKey.objects.get(name="agent")
+    assert (key.requests_per_minute, key.concurrency_limit, key.queue_wait_seconds, key.daily_token_limit) == (
+        20, 2, 1.5, 5000)
+    assert key.monthly_token_budget is None and key.monthly_cost_limit == Decimal("7.25")
+    assert key.pool_share_percent == Decimal("25") and key.groups == ["contractors", "core"]
+    bad = staff_client.post(f"/admin/accounts/apikey/{key.pk}/change/", {
+        "user": alice.pk, "name": "agent", "allowed_models": "", "expires_at_0": "", "expires_at_1": "",
+        "groups": "no spaces allowed"})
+    assert bad.status_code == 200 and b"invalid group name" in bad.content
+
+    credential = Credential.objects.create(provider="claude", label="main", access_token="t", refresh_token="r")
+    form = staff_client.get(f"/admin/credentials/credential/{credential.pk}/change/")
+    assert form.status_code == 200 and b'name="groups"' in form.content
+    data = {"provider": "claude", "label": "main", "status": "active", "priority": "0", "groups": "core",
+            "status_reason": "", "cooldown_reason": "", "proxy_url": "", "cooldown_until_0": "", "cooldown_until_1": ""}
+    done = staff_client.post(f"/admin/credentials/credential/{credential.pk}/change/", data)
+    assert done.status_code == 302, done.content.decode()[:2000]
+    credential.refresh_from_db()
+    assert credential.groups == ["core"] and credential.access_token == "t"  # tokens untouched by the form
