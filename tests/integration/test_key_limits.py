@@ -182,3 +182,34 @@ def test_limits_fail_open_when_the_database_cannot_answer(gateway, api_key_facto
     monkeypatch.setattr(limits, "used_since", down)
     assert post(gateway, raw).status_code == 200
     assert not [k for k in limits._seeded if k.startswith(f"tok:m:{api_key.pk}:")]  # tried again next time
+
+
+def test_a_long_request_keeps_its_concurrency_slot_by_renewing_the_lease(gateway, api_key_factory,
+                                                                         credential_factory, fake, monkeypatch):
+    from gateway import limits
+
+    monkeypatch.setattr(limits, "SLOT_TTL_SECONDS", 0.6)  # renewed every 0.2 s; it would lapse at 0.6 s
+    credential_factory()
+    api_key, raw = api_key_factory()
+    api_key.concurrency_limit = 1
+    api_key.save()
+    fake.add_fault("claude", "slow", delay=2.5)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(post, gateway, raw)
+        eventually(lambda: fake.requests("claude"))
+        time.sleep(1.2)  # twice the lease: only renewals keep the slot
+        second = post(gateway, raw)
+        assert first.result().status_code == 200
+    assert second.status_code == 429 and "concurrent" in second.json()["error"]["message"]
+
+
+def test_reaching_a_limit_raises_the_budget_alert(gateway, api_key_factory, credential_factory):
+    from credentials.models import AlertEvent
+
+    credential_factory()
+    api_key, raw = api_key_factory()
+    api_key.daily_token_limit = 1
+    api_key.save()
+    assert post(gateway, raw).status_code == 200
+    alert = eventually(lambda: AlertEvent.objects.filter(event="budget_100").first())
+    assert alert.key_prefix == api_key.prefix and "daily_tokens" in (alert.detail + alert.text)
