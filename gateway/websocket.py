@@ -1,8 +1,9 @@
 """The Responses API over WebSocket at /v1/responses, as Codex CLI speaks it (PROTOCOLS.md §3.7).
 
     client                                          gateway
-    GET /v1/responses, Upgrade: websocket,    ->    the key checked as for HTTP (wrong-key throttle too):
-      Authorization: Bearer KEY                     101, or 401/429 with an OpenAI error body
+    GET /v1/responses, Upgrade: websocket,    ->    101; the key checked as for HTTP (wrong-key throttle
+      Authorization: Bearer KEY                     too): a refused one answers the first request with a
+                                                    401/429 error frame, then the connection closes
     {"type":"response.create", <Responses body>} -> model, allowlist and limits checked per response,
                                                     then relay.relay(Job, send) with a send() that turns
                                               <-    the SSE it writes into one JSON text frame per event
@@ -33,10 +34,12 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import ApiKey
-from gateway import daphne_compat, fastjson, limits
-from gateway.app import Rejection, _authenticate, _normalise, _reject, _resolve_model
+from gateway import fastjson, limits
+from gateway.app import (
+    TOO_DEEP, Rejection, _authenticate, _check_required_fields, _normalise, _reject, _resolve_model,
+)
 from gateway.formats.errors import error_body
-from gateway.formats.responses_aggregate import ResponseAggregator
+from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
 from gateway.formats.responses_chain import PreviousResponseNotFoundError, ResponseChain
 from gateway.formats.sse import KEEPALIVE, Event, SSEParser
 from gateway.http import Message, Receive, Request, Scope, Send
@@ -50,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 ENDPOINT = "responses_ws"
 WARMUP_ENDPOINT = "responses_ws_warmup"
-DEFAULT_IDLE_SECONDS = 600.0
 # The events the connection reads to remember a response's output; the rest go out unparsed.
 _HISTORY_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete",
                              "response.failed", "error"})
@@ -67,27 +69,52 @@ async def responses_websocket(scope: Scope, receive: Receive, send: Send) -> Non
     request.client_format = "responses"
     request.request_id = adopt_request_id(request.headers.get("x-request-id"))
     request.extra["client"] = scope.get("client")  # the wrong-key throttle counts per host
-    api_key = await _authenticate(request, _HandshakeRefusal(scope, send))
-    if api_key is None:
-        return
+    refusal = _Captured()
+    api_key = await _authenticate(request, refusal)
     await send({"type": "websocket.accept", "headers": [(b"x-request-id", request.request_id.encode("latin-1"))]})
+    if api_key is None:
+        await _refuse(refusal, receive, send)
+        return
     await Connection(request, api_key, receive, send).serve()
 
 
-class _HandshakeRefusal:
-    """A Send for the gateway's HTTP error answers that refuses the upgrade with that status and body
-    (the ASGI "websocket.http.response" extension; daphne learns it in gateway.daphne_compat)."""
+class _Captured:
+    """A Send that keeps the gateway's HTTP error answer (status, headers, body) instead of sending it."""
 
-    def __init__(self, scope: Scope, send: Send) -> None:
-        self.denial = daphne_compat.INSTALLED or "websocket.http.response" in (scope.get("extensions") or {})
-        self.send = send
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
 
     async def __call__(self, message: Message) -> None:
-        if not self.denial:
-            if message["type"] == "http.response.start":
-                await self.send({"type": "websocket.close", "code": 1008})  # before accept: the server refuses
-            return
-        await self.send({**message, "type": "websocket." + message["type"]})
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+    def frame(self) -> dict[str, Any]:
+        try:
+            body = fastjson.loads(self.body)
+        except ValueError:
+            body = self.body.decode("utf-8", errors="replace")
+        return error_frame(self.status, body, {k: v for k, v in self.headers.items() if k in _FRAME_HEADERS})
+
+
+async def _refuse(refusal: _Captured, receive: Receive, send: Send) -> None:
+    """A refused key (401, or 429 from the wrong-key throttle) answers the first request as an error frame.
+
+    Refusing the upgrade itself with 401 makes Codex CLI reconnect five times and then fall back to
+    HTTP for the session; an error frame with the status is handled like that HTTP answer at once.
+    """
+    try:
+        message = await asyncio.wait_for(receive(), settings.PROXYHUB_WS_IDLE_SECONDS or None)
+    except asyncio.TimeoutError:
+        message = {"type": "websocket.receive"}
+    if message["type"] == "websocket.receive":
+        with suppress(OSError, RuntimeError):
+            await send({"type": "websocket.send", "text": fastjson.dumps(refusal.frame()).decode()})
+            await send({"type": "websocket.close", "code": 1008, "reason": "invalid API key"})
 
 
 class Connection:
@@ -103,7 +130,7 @@ class Connection:
 
     async def serve(self) -> None:
         reader = asyncio.ensure_future(self._read())
-        idle = float(getattr(settings, "PROXYHUB_WS_IDLE_SECONDS", DEFAULT_IDLE_SECONDS)) or None
+        idle = settings.PROXYHUB_WS_IDLE_SECONDS or None
         try:
             while True:
                 try:
@@ -159,6 +186,9 @@ class Connection:
         except ValueError as exc:
             await self._error_frame(400, f"Message is not valid JSON: {exc}", "invalid_json")
             return
+        except RecursionError:  # orjson stops at 1024 levels and hands over to the stdlib, which recurses
+            await self._error_frame(400, TOO_DEEP, "invalid_request_error")
+            return
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "response.processed":
             return  # older Codex builds acknowledge each response; nothing to do
@@ -170,6 +200,8 @@ class Connection:
         metrics.request_started()
         try:
             await Response(self, request, frame).serve()
+        except RecursionError:  # a body just under the parser's depth limit that a translator recursed through
+            await self._error_frame(400, TOO_DEEP, "invalid_request_error")
         except Exception:
             logger.exception("unexpected error serving a WebSocket response")
             await self._error_frame(500, "Internal error in ProxyHub; the admin can find it in the server log.",
@@ -213,6 +245,7 @@ class Response:
             await _reject(self.request, sink, self.record, exc409, self.started)
             return
         try:
+            _check_required_fields("responses", body)
             entry, thinking = await _resolve_model(api_key, body)
             if self.warmup:
                 self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
@@ -254,8 +287,9 @@ class Response:
     async def _warm_up(self, body: dict[str, Any]) -> None:
         """``generate: false``: created + completed with no output, remembered as the chain's start."""
         response_id = "resp_" + uuid.uuid4().hex
-        response = {"id": response_id, "object": "response", "created_at": int(time.time()),
-                    "status": "in_progress", "model": body.get("model"), "output": [], "usage": None}
+        response: dict[str, Any] = {"id": response_id, "object": "response", "created_at": int(time.time()),
+                                    "status": "in_progress", "model": body.get("model"), "output": [],
+                                    "usage": None}
         self.record.status_code = 200
         self.record.duration_ms = int((time.monotonic() - self.started) * 1000)
         self.record.ttfb_ms = self.record.duration_ms
@@ -342,7 +376,7 @@ class FrameSink:
             return None
         try:
             return self.aggregator.result()
-        except Exception:  # noqa: BLE001 - an unreadable end leaves the chain as it was
+        except UpstreamStreamError:  # an unreadable end leaves the chain as it was
             return None
 
 

@@ -235,24 +235,35 @@ def raw_upgrade(base: str, path: str, key: str) -> bytes:
         return data
 
 
-def test_wrong_key_is_refused_at_the_handshake_in_openai_shape(gateway, key, accounts, fake):
-    answer = raw_upgrade(gateway, "/v1/responses", "sk-proxyhub-wrong")
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 401")
-    error = json.loads(body)["error"]
-    assert error["code"] == "invalid_api_key" and error["type"] == "authentication_error"
-    assert b"sk-proxyhub-wrong" not in answer
+async def refused(base: str, key: str) -> tuple[dict[str, Any], int | None]:
+    """What a wrong key gets: the first request's answer, and the close code after it."""
+    session, client = await connected(base, key)
+    async with session:
+        frames = await client.respond(create(GPT, [user("hi")]))
+        closing = await client.ws.receive(timeout=10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), closing
+        assert len(frames) == 1
+        return frames[0], client.ws.close_code
 
-    async def connect() -> int:
-        async with aiohttp.ClientSession() as session:
-            try:
-                await session.ws_connect(ws_url(gateway), headers={"authorization": "Bearer nope"})
-            except aiohttp.WSServerHandshakeError as exc:
-                return exc.status
-        return 101
 
-    assert run(connect()) == 401
-    assert raw_upgrade(gateway, "/v1/responses", key).startswith(b"HTTP/1.1 101")
+def test_wrong_key_gets_a_401_error_frame_in_openai_shape(gateway, key, accounts, fake):
+    frame, close_code = run(refused(gateway, "sk-proxyhub-wrong"))
+    assert (frame["type"], frame["status"], close_code) == ("error", 401, 1008)
+    assert frame["error"]["code"] == "invalid_api_key" and frame["error"]["type"] == "authentication_error"
+    assert "Invalid API key" in frame["error"]["message"] and "sk-proxyhub-wrong" not in json.dumps(frame)
+    assert fake.requests("codex") == []
+
+
+def test_wrong_keys_past_the_throttle_get_429_frames_with_retry_after(gateway, key, accounts, fake, settings):
+    settings.PROXYHUB_BAD_KEY_LIMIT = 2
+
+    async def attempts() -> list[dict[str, Any]]:
+        return [(await refused(gateway, f"sk-proxyhub-wrong-{n}"))[0] for n in range(3)]
+
+    frames = run(attempts())
+    assert [f["status"] for f in frames] == [401, 401, 429]
+    assert int(frames[2]["headers"]["retry-after"]) >= 1
+    assert raw_upgrade(gateway, "/v1/responses", key).startswith(b"HTTP/1.1 101")  # a good key still connects
 
 
 def test_websocket_on_a_path_without_one_gets_426(gateway, key):
@@ -328,7 +339,48 @@ def test_daphne_serves_the_websocket_mode(tmp_path, fake):
 
     with daphne(env) as server:
         frames = run(talk(server.url))
-        assert raw_upgrade(server.url, "/v1/responses", "sk-wrong").startswith(b"HTTP/1.1 401")
+        wrong, _ = run(refused(server.url, "sk-wrong"))
+        assert (wrong["status"], wrong["error"]["code"]) == (401, "invalid_api_key")
         assert raw_upgrade(server.url, "/v1/chat/completions", key).startswith(b"HTTP/1.1 426")
     assert text_of(frames) == "Echo: from daphne"
     assert key not in server.output and tokens["access_token"] not in server.output
+
+
+def test_bad_messages_are_error_frames_and_the_connection_goes_on(gateway, key, accounts, fake):
+    deep = '{"type":"response.create","model":"gpt-5.5","input":' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    async def talk() -> list[list[dict[str, Any]]]:
+        session, client = await connected(gateway, key)
+        async with session:
+            answers = []
+            for raw in ("not json", json.dumps({"type": "response.append", "input": []}), deep,
+                        json.dumps({"type": "response.create", "model": GPT})):
+                await client.ws.send_str(raw)
+                answers.append([json.loads((await client.ws.receive(timeout=20)).data)])
+            answers.append(await client.respond(create(GPT, [user("still here")])))
+            return answers
+
+    *errors, last = run(talk())
+    assert [(e[0]["type"], e[0]["status"]) for e in errors] == [("error", 400)] * 4
+    assert errors[2][0]["error"]["message"] == "Request body is nested too deeply."
+    assert errors[3][0]["error"]["code"] == "missing_required_parameter"
+    assert text_of(last) == "Echo: still here"
+
+
+def test_key_limits_apply_per_response(gateway, api_key_factory, accounts, fake):
+    api_key, raw = api_key_factory(models=["gpt-*"])
+    api_key.requests_per_minute = 1
+    api_key.save()
+
+    async def talk() -> list[list[dict[str, Any]]]:
+        session, client = await connected(gateway, raw)
+        async with session:
+            return [await client.respond(create(GPT, [user("one")])),
+                    await client.respond(create(GPT, [user("two")]))]
+
+    first, second = run(talk())
+    assert text_of(first) == "Echo: one"
+    frame = second[0]
+    assert (frame["type"], frame["status"], frame["error"]["code"]) == ("error", 429, "rate_limit_exceeded")
+    assert int(frame["headers"]["retry-after"]) >= 1  # Codex waits this long before it retries
+    assert len(fake.requests("codex")) == 1
