@@ -151,8 +151,12 @@ def report(by: str, span: Range, *, user: AbstractBaseUser | None = None, api_ke
     hourly = span.is_short() if hourly is None else hourly
     qs = rollups(span, user=user, api_key=api_key, hours_only=hourly)
     with _hashing():
-        per_bucket = _sums(qs, ("bucket", "model"))
-        per_group = [] if by in ("day", "model") else _sums(qs, (*GROUPS[by], "model"))
+        if by in ("day", "model"):
+            per_bucket, per_group = _sums(qs, ("bucket", "model")), []
+        elif connection.vendor == "postgresql":
+            per_bucket, per_group = _both_sums(qs, GROUPS[by])
+        else:
+            per_bucket, per_group = _sums(qs, ("bucket", "model")), _sums(qs, (*GROUPS[by], "model"))
     prices = model_prices() if per_bucket else {}
     label = _hour_label if hourly else _day_label
     bars: dict[tuple[Any, ...], list[int]] = {}
@@ -316,6 +320,28 @@ def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...]) -> list[tuple[Any
     """(*columns, *SUMS) per distinct ``columns``: the one aggregate query behind every report."""
     named = {f"sum_{f}": Sum(f) for f in SUMS}
     return list(qs.values(*columns).annotate(**named).order_by().values_list(*columns, *named))
+
+
+def _both_sums(qs: QuerySet[UsageRollup], group: tuple[str, ...]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Postgres: _sums(qs, (bucket, model)) and _sums(qs, (*group, model)) from one scan (GROUPING SETS).
+
+    A 90-day report by key read its 114,000 daily rollups twice, 0.11 s each.
+    """
+    names = ("bucket", "model", *group)
+    inner, params = qs.order_by().values_list(*names, *SUMS).query.sql_with_params()
+    sums = ", ".join(f"SUM(r.{f})" for f in SUMS)
+    sql = (f"SELECT GROUPING(r.bucket), {', '.join(f'r.{n}' for n in names)}, {sums} FROM ({inner}) r "
+           f"GROUP BY GROUPING SETS ((r.bucket, r.model), ({', '.join(f'r.{n}' for n in group)}, r.model))")
+    per_bucket, per_group = [], []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for by_group, bucket, model, *rest in cursor.fetchall():
+            values = rest[len(group):]
+            if by_group:
+                per_group.append((*rest[:len(group)], model, *values))
+            else:
+                per_bucket.append((bucket, model, *values))
+    return per_bucket, per_group
 
 
 @contextmanager
