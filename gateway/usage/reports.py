@@ -52,6 +52,7 @@ SHOWN: dict[str, tuple[str, ...]] = {
 TOTALS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 SUMS = ("requests", *TOTALS)
 COST = "estimated_cost_usd"
+HIT_RATE = "cache_hit_rate"  # totals() rows: cache reads / the whole prompt
 MILLION = Decimal(1_000_000)
 # The report pages' periods, in the order they are offered.
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
@@ -191,7 +192,10 @@ def totals(by: str, span: Range | None = None, *, user: AbstractBaseUser | None 
         data = _sums(rollups(span or Range(), user=user, api_key=api_key), (*fields, "model"))
     if by == "day":
         data = [(_day_label(bucket), *rest) for bucket, *rest in data]
-    return _named(by, _priced(_table(data), SHOWN[by] if by == "day" else fields, model_prices() if data else {}))
+    rows = _named(by, _priced(_table(data), SHOWN[by] if by == "day" else fields, model_prices() if data else {}))
+    for row in rows:  # after _named, which may merge rows: a rate is not summed, it is computed from the sums
+        row[HIT_RATE] = cache_hit_rate(row)
+    return rows
 
 
 def day_model_totals(span: Range, *, user: AbstractBaseUser | None = None,
@@ -221,6 +225,16 @@ def summed(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
             costs.append(row[COST])
     out[COST] = round(sum(costs), 6) if costs else None
     return out
+
+
+def cache_hit_rate(row: dict[str, Any]) -> float | None:
+    """The share of the prompt read from a cache: cache_read / (input + cache_read + cache_write).
+
+    One meaning for both providers: ``input_tokens`` is the uncached part everywhere (a Codex
+    row's cached tokens are its cache reads). None when the rows hold no input at all.
+    """
+    prompt = row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
+    return round(row["cache_read_tokens"] / prompt, 4) if prompt else None
 
 
 @dataclass(frozen=True)

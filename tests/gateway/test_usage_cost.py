@@ -50,7 +50,8 @@ def test_a_model_known_only_by_its_upstream_id_is_priced(catalog):
     record("claude-x-20260101", "claude-x-20260101", output_tokens=1_000_000)
     assert reports.totals("model") == [{"model": "claude-x-20260101", "requests": 1, "input_tokens": 0,
                                         "output_tokens": 1_000_000, "cache_read_tokens": 0,
-                                        "cache_write_tokens": 0, "estimated_cost_usd": 10.0}]
+                                        "cache_write_tokens": 0, "estimated_cost_usd": 10.0,
+                                        "cache_hit_rate": None}]  # no input at all
 
 
 def test_every_seeded_claude_model_gets_list_prices():

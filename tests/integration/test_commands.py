@@ -96,13 +96,13 @@ def test_usage_report_groups_by_key_user_model_and_day(api_key_factory):
     assert alice == {"key_prefix": key_a.prefix, "key_name": "default", "user": "alice", "requests": 2,
                      "input_tokens": 15, "output_tokens": 4, "cache_read_tokens": 2, "cache_write_tokens": 6,
                      # only the Sonnet part is priced: (10 x 3 + 2 x 15 + 1 x 0.30 + 3 x 3.75) / 1e6
-                     "estimated_cost_usd": 0.000072}
+                     "estimated_cost_usd": 0.000072, "cache_hit_rate": round(2 / (15 + 2 + 6), 4)}
     by_model = json.loads(run("usage_report", "--by", "model", "--format", "json"))
     assert {r["model"]: r["requests"] for r in by_model} == {"claude-sonnet-4-6": 1, "gpt-5.5": 2}
     assert len(json.loads(run("usage_report", "--by", "day", "--format", "json"))) == 1
     csv_text = run("usage_report", "--by", "user", "--format", "csv")
     assert csv_text.splitlines()[0] == ("user,requests,input_tokens,output_tokens,cache_read_tokens,"
-                                        "cache_write_tokens,estimated_cost_usd")
+                                        "cache_write_tokens,estimated_cost_usd,cache_hit_rate")
     assert "alice" in run("usage_report", "--by", "user")
 
 

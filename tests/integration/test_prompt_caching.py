@@ -8,6 +8,7 @@ from typing import Any
 import openai
 import pytest
 
+from gateway.usage import reports
 from tests.conftest import wait_for_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,3 +85,7 @@ def check_two_turns(fake: Any, first: tuple[int, int], second: tuple[int, int]) 
     assert first == (turn_1.input_tokens + turn_1.cache_write_tokens, 0)
     assert second == (turn_2.input_tokens + turn_2.cache_read_tokens + turn_2.cache_write_tokens,
                       turn_2.cache_read_tokens)
+    # the usage report's hit rate for the key: cache reads over the whole prompt of both turns
+    [row] = reports.totals("key")
+    prompt = sum(t.input_tokens + t.cache_read_tokens + t.cache_write_tokens for t in (turn_1, turn_2))
+    assert row["cache_hit_rate"] == round(turn_2.cache_read_tokens / prompt, 4) > 0.3
