@@ -2,9 +2,9 @@
 
 Daphne answers every refused WebSocket handshake with 403. A WebSocket on a
 path that has none must get a plain 426 at once (a client such as Codex CLI
-then falls back to HTTP streaming, PROTOCOLS.md §7.4), and a wrong key on
-/v1/responses a 401, so a refusal carrying a status is turned into that
-status here (autobahn sends the status line only, no body). Installed by proxyhub.asgi; a no-op
+then falls back to HTTP streaming, PROTOCOLS.md §7.4), so a refusal
+carrying a status is turned into that status here (autobahn sends the
+status line only, no body). Installed by proxyhub.asgi; a no-op
 under other servers, which support the extension themselves.
 """
 from __future__ import annotations

@@ -153,3 +153,14 @@ def test_codex_cli_over_http_with_the_generated_config(gateway, codex, api_key_f
     rows = wait_for_usage(turns)
     assert [r.endpoint for r in rows] == ["responses"] * turns
     assert {r.provider for r in rows} == {"codex" if family == "gpt-*" else "claude"}
+
+
+def test_codex_cli_named_provider_with_supports_websockets_uses_the_websocket(gateway, codex, api_key_factory,
+                                                                             accounts, fake, tmp_path):
+    api_key, raw = api_key_factory(models=["gpt-*"])
+    config = generated_config(gateway, api_key.prefix) + "supports_websockets = true\n"
+    output = run_codex(codex, tmp_path, config, "say hello", {"PROXYHUB_API_KEY": raw})
+    assert "Echo: say hello" in output, output
+    served = responses_served("responses_ws", 1)
+    assert len(served) == 1 and served[0].status_code == 200
+    assert all(r.endpoint != "responses" for r in wait_for_usage(len(served)))
