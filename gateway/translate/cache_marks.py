@@ -37,15 +37,18 @@ def count_marks(body: dict[str, Any]) -> int:
 
 def add_cache_marks(body: dict[str, Any]) -> dict[str, Any]:
     """Add Claude Code's breakpoints to ``body`` without going past four in total; returns ``body``."""
-    room = MAX_BREAKPOINTS - count_marks(body) - (1 if body.get("cache_control") is not None else 0)
+    blocks = list(_prefix_blocks(body))  # one walk of the history: this runs on every request
+    marked = [n for n, block in enumerate(blocks) if block.get("cache_control") is not None]
+    room = MAX_BREAKPOINTS - len(marked) - (1 if body.get("cache_control") is not None else 0)
     if room <= 0:
         return body
-    order = {id(block): n for n, block in enumerate(_prefix_blocks(body))}
-    floor = max((order[id(b)] for b in _prefix_blocks(body) if _ttl(b) == "1h"), default=-1)
+    floor = max((n for n in marked if _ttl(blocks[n]) == "1h"), default=-1)
+    # positions matter only behind a client's 1-hour mark (rare); skip the index otherwise
+    order = {id(block): n for n, block in enumerate(blocks)} if floor >= 0 else {}
     for block in _candidates(body):
         if room == 0:
             break
-        if block is None or "cache_control" in block or order.get(id(block), -1) <= floor:
+        if block is None or "cache_control" in block or (floor >= 0 and order.get(id(block), -1) <= floor):
             continue
         block["cache_control"] = dict(EPHEMERAL)
         room -= 1
