@@ -11,9 +11,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 
 from accounts import keys, views
 from accounts.models import ApiKey
@@ -81,9 +85,21 @@ class ApiKeyAdmin(admin.ModelAdmin):
             raw = keys.generate_key()
             obj.prefix, obj.digest = keys.visible_prefix(raw), digest(raw)
             super().save_model(request, obj, form, change)
-            messages.warning(request, f"New API key for {obj.user}: {raw} — copy it now, it is not shown again.")
+            obj.issued_raw_key = raw  # for response_add's page only: never saved
             return
         super().save_model(request, obj, form, change)
+
+    @method_decorator(never_cache)
+    @method_decorator(sensitive_variables("raw"))
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        """The new key, once, with a copy button, its ready configs and a Check button: rendered, not
+        redirected to, so the raw key never rests in a session message."""
+        raw = getattr(obj, "issued_raw_key", "")
+        if not raw:
+            return super().response_add(request, obj, post_url_continue)
+        return TemplateResponse(request, "admin/accounts/apikey/key_created.html", {
+            **self.admin_site.each_context(request), "title": f"New key: {obj.name}", "opts": self.opts,
+            "key": obj, "raw": raw, "configs": views.render_configs(request, obj, raw)})
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

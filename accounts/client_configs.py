@@ -68,10 +68,11 @@ def codex_model(models: Iterable[ModelInfo]) -> str | None:
     return None
 
 
-def codex_config(base_url: str, models: Iterable[ModelInfo]) -> str:
+def codex_config(base_url: str, models: Iterable[ModelInfo], api_key: str | None = None) -> str:
     """``~/.codex/config.toml``; the key goes in the PROXYHUB_API_KEY environment variable.
 
-    Only ever names a model the key may use: a claude-only key gets a Claude model.
+    Only ever names a model the key may use: a claude-only key gets a Claude model. Given ``api_key``
+    (the page a key is issued on), a closing comment holds the export line with it filled in.
     """
     model = codex_model(models)
     first = f'model = "{model}"\n' if model else "# This key may use no enabled model: ask your ProxyHub admin.\n"
@@ -84,11 +85,13 @@ def codex_config(base_url: str, models: Iterable[ModelInfo]) -> str:
         f'base_url = "{base_url.rstrip("/")}/v1"\n'
         'wire_api = "responses"\n'
         f'env_key = "{KEY_ENV}"\n'
+        + (f"\n# Codex reads the key from the environment: in the shell it runs in,\n"
+           f"# export {KEY_ENV}={api_key}\n" if api_key else "")
     )
 
 
 FORMATS = {
     "factory": lambda url, models, key: factory_settings(url, models, key),
     "claude-code": lambda url, models, key: claude_code_env(url, models, key),
-    "codex": lambda url, models, key: codex_config(url, models),
+    "codex": lambda url, models, key: codex_config(url, models, key),
 }

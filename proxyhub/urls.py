@@ -5,6 +5,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from gateway import doctor_views
 from gateway.usage import views as usage_views
 from proxyhub.health import readyz
 
@@ -21,6 +22,13 @@ usage_patterns = ([
     path("admin/usage/csv/", admin.site.admin_view(usage_views.admin_usage_csv), name="admin_csv"),
 ], "usage")
 
+# The Check button (gateway.doctor_views): a teammate's own key, and any key for staff.
+doctor_patterns = ([
+    path("me/keys/<int:key_id>/check/", doctor_views.my_key_check, name="mine"),
+    path("admin/accounts/apikey/<int:key_id>/check/", admin.site.admin_view(doctor_views.admin_key_check),
+         name="admin"),
+], "doctor")
+
 # The credentials and usage tables are wide; the app list is one click away on the index.
 admin.site.enable_nav_sidebar = False
 admin.site.site_header = "ProxyHub administration"
@@ -30,6 +38,7 @@ urlpatterns = [
     # The front door: teammates land on their keys (staff reach the admin from there or at /admin/).
     path("", RedirectView.as_view(url="/me/", permanent=False)),
     path("", include(usage_patterns)),  # before admin/: its catch-all would claim admin/usage/
+    path("", include(doctor_patterns)),  # before admin/ too
     path("admin/", admin.site.urls),
     path("me/", include("accounts.urls")),
     path("healthz", health, name="health"),

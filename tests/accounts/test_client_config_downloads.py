@@ -76,7 +76,7 @@ def test_key_page_shows_every_config_with_the_placeholder(alice_client, key):
 def test_configs_on_the_creation_page_carry_the_new_raw_key(alice_client, key):
     page = alice_client.post("/me/keys/new/", {"name": "fresh", "based_on": key.pk}).content.decode()
     raw = re.search(r'<code id="raw-key">([^<]+)</code>', page).group(1)
-    factory = re.search(r'<section class="config" id="config-factory">.*?<pre>(.*?)</pre>', page, re.S).group(1)
+    factory = re.search(r'<section class="config" id="config-factory">.*?<pre[^>]*>(.*?)</pre>', page, re.S).group(1)
     assert {e["apiKey"] for e in json.loads(html.unescape(factory))["customModels"]} == {raw}
     assert f"ANTHROPIC_AUTH_TOKEN={raw}" in page
     # The download is a data: URL, so the raw key is never fetched from the server again.
