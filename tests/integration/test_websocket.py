@@ -384,3 +384,22 @@ def test_key_limits_apply_per_response(gateway, api_key_factory, accounts, fake)
     assert (frame["type"], frame["status"], frame["error"]["code"]) == ("error", 429, "rate_limit_exceeded")
     assert int(frame["headers"]["retry-after"]) >= 1  # Codex waits this long before it retries
     assert len(fake.requests("codex")) == 1
+
+
+def test_long_upstream_silence_sends_keepalive_frames(gateway, key, accounts, fake, settings):
+    settings.PROXYHUB_KEEPALIVE_SECONDS = 0.1  # read by the relay per stream
+    fake.add_fault("codex", "slow", delay=0.3)
+
+    async def talk() -> list[dict[str, Any]]:
+        session, client = await connected(gateway, key)
+        async with session:
+            await client.ws.send_str(json.dumps(create(GPT, [user("take your time")])))
+            frames: list[dict[str, Any]] = []
+            while not frames or frames[-1]["type"] != "keepalive":
+                frames.append(json.loads((await client.ws.receive(timeout=20)).data))
+            return frames  # closing here cancels the rest
+
+    kinds = [f["type"] for f in run(talk())]
+    # Only between whole events of a started stream, which Codex ignores but which resets its idle timer.
+    assert kinds[0] == "response.created" and kinds[-1] == "keepalive", kinds
+    assert fake.wait_for(lambda: fake.cancelled_streams("codex") == 1, timeout=10)
