@@ -61,14 +61,14 @@ def test_fair_share_holds_back_only_the_key_past_its_share_while_the_pool_is_und
     fake.set_account_utilization("claude", credential.account_id, 0.5, 0.1, five_hour_reset=reset)
     # Below the threshold nobody is held back, however much one key uses.
     assert [post(gateway, raw_greedy).status_code for _ in range(3)] == [200] * 3
-    eventually(lambda: tokens_in_pool() > 0)
+    from gateway import limits
+
+    eventually(lambda: tokens_in(limits.share_key(greedy.pk, "claude")) > 0)
     # The pool comes under pressure: the response headers say 90 % of the 5-hour window.
     fake.set_account_utilization("claude", credential.account_id, 0.9, 0.1, five_hour_reset=reset)
     assert post(gateway, raw_plain).status_code == 200
     eventually(lambda: Credential.objects.get(pk=credential.pk).windows.get("5h", {}).get("utilization", 0) >= 0.9)
     pool.invalidate()
-    from gateway import limits
-
     greedy_used = tokens_in(limits.share_key(greedy.pk, "claude"))
     assert greedy_used > 0
     eventually(lambda: tokens_in_pool() > greedy_used)  # the plain key's tokens are in the pool too
