@@ -79,3 +79,30 @@ def test_concurrency_daily_tokens_and_cost_hold_across_two_processes(servers, ap
         if r.status_code == 429:
             break
     assert r.status_code == 429 and "monthly cost limit of $0.01" in r.json()["error"]["message"]
+
+
+def test_fair_share_holds_across_two_processes(servers, api_key_factory, credential_factory, fake):
+    from credentials.models import Credential
+
+    a, b = servers
+    credential = credential_factory()
+    greedy, raw_greedy = api_key_factory("greedy")
+    greedy.pool_share_percent = Decimal("30")
+    greedy.save()
+    _, raw_plain = api_key_factory("plain")
+    reset = int(time.time()) + 1200
+    fake.set_account_utilization("claude", credential.account_id, 0.5, 0.1, five_hour_reset=reset)
+    assert [post(a, raw_greedy).status_code for _ in range(3)] == [200] * 3  # below the threshold: no limit
+    fake.set_account_utilization("claude", credential.account_id, 0.95, 0.1, five_hour_reset=reset)
+    assert post(b, raw_plain).status_code == 200  # its headers bring the pressure to the database
+    deadline = time.monotonic() + 15
+    while Credential.objects.get(pk=credential.pk).windows.get("5h", {}).get("utilization", 0) < 0.95:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # B counts what the greedy key used on A (3 of 4 requests: past 30 %) once its snapshot shows the pressure.
+    while (r := post(b, raw_greedy)).status_code == 200:
+        assert time.monotonic() < deadline, "B never held the greedy key back"
+        time.sleep(0.2)
+    assert r.status_code == 429 and "fair share of 30%" in r.json()["error"]["message"]
+    assert 1100 <= int(r.headers["retry-after"]) <= 1201
+    assert post(a, raw_plain).status_code == 200  # a key without a share is not held back
