@@ -181,6 +181,10 @@ class Connection:
         if text is None:
             text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
         request = replace(self.request, request_id=adopt_request_id(None), extra=dict(self.request.extra))
+        if len(text) > settings.PROXYHUB_MAX_BODY_BYTES:  # characters, not bytes: never more than the bytes
+            await self._error_frame(413, f"Message larger than {settings.PROXYHUB_MAX_BODY_BYTES} bytes.",
+                                    "request_too_large")
+            return
         try:
             frame = fastjson.loads(text)
         except ValueError as exc:

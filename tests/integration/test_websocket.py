@@ -403,3 +403,18 @@ def test_long_upstream_silence_sends_keepalive_frames(gateway, key, accounts, fa
     # Only between whole events of a started stream, which Codex ignores but which resets its idle timer.
     assert kinds[0] == "response.created" and kinds[-1] == "keepalive", kinds
     assert fake.wait_for(lambda: fake.cancelled_streams("codex") == 1, timeout=10)
+
+
+def test_message_larger_than_the_body_limit_is_a_413_frame(gateway, key, accounts, fake, settings):
+    settings.PROXYHUB_MAX_BODY_BYTES = 1000
+
+    async def talk() -> list[list[dict[str, Any]]]:
+        session, client = await connected(gateway, key)
+        async with session:
+            return [await client.respond(create(GPT, [user("x" * 2000)])),
+                    await client.respond(create(GPT, [user("small")]))]
+
+    big, small = run(talk())
+    assert (big[0]["type"], big[0]["status"], big[0]["error"]["code"]) == ("error", 413, "request_too_large")
+    assert text_of(small) == "Echo: small"
+    assert len(fake.requests("codex")) == 1
