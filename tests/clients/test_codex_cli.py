@@ -62,9 +62,10 @@ def run_codex(codex: Path, home: Path, config: str, prompt: str, env: dict[str, 
     """``codex exec PROMPT`` with ``config`` as its config.toml; returns stdout + stderr."""
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
-    # Nothing that would reach the Internet: no update check, no analytics, no feedback upload.
+    # Nothing that would reach the Internet: no update check, no analytics, no plugin or app catalogs.
     (codex_home / "config.toml").write_text(config + '\ncheck_for_update_on_startup = false\n'
-                                            '\n[analytics]\nenabled = false\n')
+                                            '\n[analytics]\nenabled = false\n'
+                                            '\n[features]\nplugins = false\nremote_plugin = false\napps = false\n')
     work = home / "work"
     work.mkdir(exist_ok=True)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "PROXYHUB_"))}
