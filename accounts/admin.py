@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 
@@ -53,7 +54,7 @@ class ApiKeyForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ("prefix", "name", "user", "models_display", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_display = ("prefix_copy", "name", "user", "models_display", "created_at", "last_used_at", "expires_at", "revoked_at")
     list_select_related = ("user",)
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "name", "user__username", "user__email")
@@ -75,6 +76,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if lookup.startswith("digest"):
             return False
         return super().lookup_allowed(lookup, value, request)
+
+    class Media:
+        js = ("accounts/copy.js",)  # the prefix's copy button
+
+    @admin.display(description="prefix", ordering="prefix")
+    def prefix_copy(self, obj: ApiKey) -> str:
+        """The prefix (the change link) with a copy button beside it."""
+        return format_html('<code id="prefix-{}">{}</code>… <button type="button" class="copy" data-copy="prefix-{}" '
+                           'title="Copy the prefix">Copy</button>', obj.pk, obj.prefix, obj.pk)
 
     @admin.display(description="models")
     def models_display(self, obj: ApiKey) -> str:

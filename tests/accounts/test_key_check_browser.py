@@ -119,3 +119,19 @@ def test_admin_issues_a_key_and_checks_it(live_server: Any, world: dict[str, Any
     assert check_results(page) == {"claude-sonnet-4-6": "check-ok"}
     no_sideways_scroll(page)
     shot(page, "key-created-admin")
+
+
+def test_admin_key_list_copies_a_prefix_without_opening_the_key(live_server: Any, world: dict[str, Any],
+                                                                 chromium_page: Any) -> None:
+    page, api_key = chromium_page, world["key"]
+    open_page(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/accounts/apikey/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root-123")
+    page.click("#login-form [type=submit]")
+    listing = page.url
+    page.click(f"button[data-copy='prefix-{api_key.pk}']")
+    assert page.evaluate("navigator.clipboard.readText()") == api_key.prefix
+    assert page.url == listing  # the button sits in the change link: it must not follow it
+    no_sideways_scroll(page)
+    shot(page, "key-list-admin")

@@ -110,3 +110,11 @@ def test_admin_issues_a_key_once_with_configs_and_checks_any_key(live: str, api_
     assert 'class="check-ok" data-model="claude-sonnet-4-6"' in result
     # Teammates who are not staff do not get the admin's check.
     assert login(teammate).post(check_url, {"key": raw}).status_code == 302
+
+
+def test_admin_key_list_has_a_prefix_copy_button(api_key_factory: Any, django_user_model: Any) -> None:
+    api_key, _ = api_key_factory("alice")
+    staff = login(django_user_model.objects.create_superuser("root", "", "pw"))
+    html = staff.get(reverse("admin:accounts_apikey_changelist")).content.decode()
+    assert f'<code id="prefix-{api_key.pk}">{api_key.prefix}</code>' in html
+    assert f'data-copy="prefix-{api_key.pk}"' in html and "/static/accounts/copy.js" in html
