@@ -104,8 +104,9 @@ class _Captured:
 async def _refuse(refusal: _Captured, receive: Receive, send: Send) -> None:
     """A refused key (401, or 429 from the wrong-key throttle) answers the first request as an error frame.
 
-    Refusing the upgrade itself with 401 makes Codex CLI reconnect five times and then fall back to
-    HTTP for the session; an error frame with the status is handled like that HTTP answer at once.
+    Codex CLI treats such a frame as that HTTP answer (a 401: five retries, then it says why), as it
+    treats a refused upgrade; a frame is used because daphne cannot send a refusal's body (the
+    message) and uvicorn logs every refused handshake as an application error.
     """
     try:
         message = await asyncio.wait_for(receive(), settings.PROXYHUB_WS_IDLE_SECONDS or None)
@@ -114,7 +115,7 @@ async def _refuse(refusal: _Captured, receive: Receive, send: Send) -> None:
     if message["type"] == "websocket.receive":
         with suppress(OSError, RuntimeError):
             await send({"type": "websocket.send", "text": fastjson.dumps(refusal.frame()).decode()})
-            await send({"type": "websocket.close", "code": 1008, "reason": "invalid API key"})
+            await send({"type": "websocket.close", "code": 1008, "reason": "API key refused"})
 
 
 class Connection:
@@ -181,7 +182,7 @@ class Connection:
         if text is None:
             text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
         request = replace(self.request, request_id=adopt_request_id(None), extra=dict(self.request.extra))
-        if len(text) > settings.PROXYHUB_MAX_BODY_BYTES:  # characters, not bytes: never more than the bytes
+        if len(text) > settings.PROXYHUB_MAX_BODY_BYTES:  # characters: cheap, and fewer than its UTF-8 bytes
             await self._error_frame(413, f"Message larger than {settings.PROXYHUB_MAX_BODY_BYTES} bytes.",
                                     "request_too_large")
             return
