@@ -448,7 +448,8 @@ def _log_fail_open(exc: Exception) -> None:
     global _fail_open_logged_at
     if time.monotonic() - _fail_open_logged_at > _FAIL_OPEN_LOG_SECONDS:
         _fail_open_logged_at = time.monotonic()
-        logger.warning("key limits not enforced: the shared store or database is unreachable (%s)", exc)
+        logger.warning("rate limits not enforced (every key limit and fair share): the shared store or database "
+                       "is unreachable (%s)", exc)
 
 
 def idle() -> bool:
