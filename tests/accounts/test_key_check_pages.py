@@ -118,3 +118,17 @@ def test_admin_key_list_has_a_prefix_copy_button(api_key_factory: Any, django_us
     html = staff.get(reverse("admin:accounts_apikey_changelist")).content.decode()
     assert f'<code id="prefix-{api_key.pk}">{api_key.prefix}</code>' in html
     assert f'data-copy="prefix-{api_key.pk}"' in html and "/static/accounts/copy.js" in html
+
+
+def test_a_public_url_that_does_not_reach_proxyhub_is_diagnosed(live: str, settings: Any,
+                                                                  api_key_factory: Any) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        settings.PROXYHUB_PUBLIC_URL = closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    api_key, raw = api_key_factory("alice", models=["claude-sonnet-4-6"])
+    fragment = login(api_key.user).post(reverse("doctor:mine", args=[api_key.pk]), {"key": raw},
+                                        headers={"X-Requested-With": "fetch"}).content.decode()
+    assert 'class="check-fail" data-model="claude-sonnet-4-6"' in fragment
+    assert f"The base URL {closed} does not reach ProxyHub" in fragment and "PROXYHUB_PUBLIC_URL" in fragment

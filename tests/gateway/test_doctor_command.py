@@ -114,3 +114,34 @@ def test_the_key_from_the_environment_and_a_wrong_key(gateway: str, settings: An
     assert code == 0 and "1 of 1 models ok." in output
     output, code = doctor(api_key.prefix, "--key", raw[:-1] + ("x" if raw[-1] != "x" else "y"))
     assert code == 1 and f"That is not the key {api_key.prefix}" in output
+
+
+def test_a_limit_reached(gateway: str, settings: Any, api_key_factory: Any, credential_factory: Any) -> None:
+    import httpx
+
+    settings.PROXYHUB_PUBLIC_URL = gateway
+    credential_factory("claude")
+    api_key, raw = api_key_factory(models=["claude-sonnet-4-6"])
+    api_key.requests_per_minute = 1
+    api_key.save()
+    response = httpx.post(f"{gateway}/v1/messages", headers={"x-api-key": raw, "anthropic-version": "2023-06-01"},
+                          json={"model": "claude-sonnet-4-6", "max_tokens": 10,
+                                "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200  # the minute's one request
+    output, code = doctor(api_key.prefix, "--key", raw)
+    assert code == 1
+    line = lines_for(output, "claude-sonnet-4-6")
+    assert line.startswith("FAIL") and "A limit was reached" in line and "set_limits" in line, output
+
+
+def test_the_upstream_refusing(gateway: str, settings: Any, fake: Any, api_key_factory: Any,
+                               credential_factory: Any) -> None:
+    settings.PROXYHUB_PUBLIC_URL = gateway
+    credential_factory("codex")
+    api_key, raw = api_key_factory(models=["gpt-5.5"])
+    fake.add_fault("codex", "bad_request")
+    output, code = doctor(api_key.prefix, "--key", raw)
+    assert code == 1
+    line = lines_for(output, "gpt-5.5")
+    assert line.startswith("FAIL") and "The upstream refused the request (400)" in line, output
+    assert "admin → Credentials" in line
