@@ -647,6 +647,14 @@ def _check_cache_control(body: dict[str, Any]) -> None:
         raise _Invalid(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
         )
+    # The prompt is cached in tools -> system -> messages order, and a longer-lived entry may not
+    # follow a shorter one: a 1h mark after a 5m mark is refused (wording approximated).
+    ttls = [m.get("ttl", "5m") for key in ("tools", "system", "messages") for m in _cache_controls(body.get(key))]
+    if "5m" in ttls and "1h" in ttls[ttls.index("5m"):]:
+        raise _Invalid(
+            "A cache_control block with ttl='1h' may not come after one with ttl='5m': "
+            "blocks with a longer TTL must come before blocks with a shorter TTL."
+        )
 
 
 def _cache_controls(node: object) -> Iterator[object]:

@@ -938,3 +938,13 @@ def test_codex_usage_names_windows_by_length_and_checks_the_account(fakes: FakeU
     assert [r.path for r in fakes.requests("codex")] == ["/backend-api/codex/responses"]
     fakes.reset()
     assert http.get(fakes.codex_usage_url, headers=headers).json()["rate_limit"]["primary_window"]["used_percent"] == 12.0
+
+
+def test_claude_refuses_a_one_hour_mark_after_a_five_minute_one(claude: Any) -> None:
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    body = cached_conversation("a")
+    body["messages"][0]["content"][0]["cache_control"] = hour  # after the system prompt's 5-minute mark
+    assert_claude_400(claude(body), "ttl='1h' may not come after one with ttl='5m'")
+    body["system"][1]["cache_control"] = hour
+    body["messages"][0]["content"][0]["cache_control"] = MARK  # 1h first, then 5m: the right order
+    assert claude(body).status_code == 200

@@ -89,7 +89,7 @@ def test_responses_without_input_is_openais_400(gateway: str, key: str, fake: An
                    headers={"authorization": f"Bearer {key}"}, timeout=30)
     payload = assert_client_error(path, r, "Missing required parameter: 'input'.")
     assert payload["error"]["param"] == "input" and payload["error"]["code"] == "missing_required_parameter"
-    row = wait_for_usage(1)[0]
+    row = wait_for_usage(1, timeout=30)[0]
     assert row.status_code == 400 and row.error_type == "missing_required_parameter"
     # a null input is missing too; an empty list is a (warm-up style) input and is not refused here
     r = httpx.post(gateway + path, json={"model": model, "input": None},
