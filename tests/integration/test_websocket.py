@@ -122,18 +122,22 @@ def test_several_responses_stream_in_sequence_on_one_connection(gateway, key, ac
     assert rows[0].request_id != rows[1].request_id
 
 
+@pytest.mark.parametrize("reasoning", [None, {"effort": "medium", "summary": "auto"}], ids=["plain", "reasoning"])
 @pytest.mark.parametrize("model", [GPT, CLAUDE])
 def test_tool_round_trip_sends_only_new_items_and_the_upstream_gets_the_whole_conversation(
-        gateway, key, accounts, fake, model):
+        gateway, key, accounts, fake, model, reasoning):
+    # With reasoning, the chained history carries the reasoning item (Claude: its signed thinking) back.
+    extra = {"reasoning": reasoning} if reasoning else {}
+
     async def talk() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         session, client = await connected(gateway, key)
         async with session:
-            first = await client.respond(create(model, [user("use the tool please")], tools=[WEATHER]))
+            first = await client.respond(create(model, [user("use the tool please")], tools=[WEATHER], **extra))
             call = next(f["item"] for f in first if f["type"] == "response.output_item.done"
                         and f["item"]["type"] == "function_call")
             # As Codex does: previous_response_id and only what came after that response.
             output = {"type": "function_call_output", "call_id": call["call_id"], "output": "18C, cloudy"}
-            second = await client.respond(create(model, [output], tools=[WEATHER],
+            second = await client.respond(create(model, [output], tools=[WEATHER], **extra,
                                                  previous_response_id=completed(first)["id"]))
             return first, second
 
@@ -148,10 +152,12 @@ def test_tool_round_trip_sends_only_new_items_and_the_upstream_gets_the_whole_co
         assert "previous_response_id" not in upstream
         assert kinds[0] == "message" and "function_call" in kinds and kinds[-1] == "function_call_output"
         assert upstream["input"][0]["content"][0]["text"] == "use the tool please"
+        assert "reasoning" in kinds or not reasoning  # (codex_body asks for reasoning by default anyway)
     else:
         roles = [(m["role"], [b["type"] for b in m["content"]] if isinstance(m["content"], list) else "text")
                  for m in upstream["messages"]]
-        assert roles[0][0] == "user" and ("assistant", ["tool_use"]) in roles
+        assistant = ["thinking", "tool_use"] if reasoning else ["tool_use"]
+        assert roles[0][0] == "user" and ("assistant", assistant) in roles, roles
         assert roles[-1] == ("user", ["tool_result"])
     assert len(wait_for_usage(2)) == 2
 
