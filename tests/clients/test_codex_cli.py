@@ -80,7 +80,7 @@ def run_codex(codex: Path, home: Path, config: str, prompt: str, env: dict[str, 
 
 def websocket_config(gateway: str, model: str) -> str:
     """The built-in OpenAI provider moved to ProxyHub: Codex tries the WebSocket mode first."""
-    return f'model = "{model}"\nopenai_base_url = "{gateway}/v1"\n'
+    return f'model = "{model}"\nmodel_reasoning_effort = "medium"\nopenai_base_url = "{gateway}/v1"\n'
 
 
 def generated_config(gateway: str, prefix: str) -> str:
