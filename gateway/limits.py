@@ -237,6 +237,8 @@ async def finish(ticket: Ticket, record: UsageRow) -> None:
             await shared.backend().release_slot(slot_key(ticket.api_key.pk), ticket.holder)
         except shared.SharedStateError as exc:
             _log_fail_open(exc)
+    if record.endpoint == "count_tokens":
+        return  # its input_tokens are a count of the prompt, not tokens used
     tokens = counted_tokens(record.input_tokens, record.cache_write_tokens, record.output_tokens)
     if tokens <= 0:
         return

@@ -213,3 +213,16 @@ def test_reaching_a_limit_raises_the_budget_alert(gateway, api_key_factory, cred
     assert post(gateway, raw).status_code == 200
     alert = eventually(lambda: AlertEvent.objects.filter(event="budget_100").first())
     assert alert.key_prefix == api_key.prefix and "daily_tokens" in (alert.detail + alert.text)
+
+
+def test_counting_tokens_does_not_use_up_a_token_limit(gateway, api_key_factory, credential_factory):
+    credential_factory()
+    api_key, raw = api_key_factory()
+    api_key.daily_token_limit = 1
+    api_key.save()
+    for _ in range(3):
+        r = post(gateway, raw, path="/v1/messages/count_tokens",
+                 body={"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi " * 50}]})
+        assert r.status_code == 200 and r.json()["input_tokens"] > 1
+    time.sleep(0.5)
+    assert post(gateway, raw).status_code == 200  # the counted prompts used nothing
