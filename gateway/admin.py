@@ -82,6 +82,25 @@ class ProviderFilter(admin.SimpleListFilter):
         return queryset.filter(provider=self.value()) if self.value() else queryset
 
 
+class ModelFilter(admin.SimpleListFilter):
+    """``?model=NAME``: the model with or without a (level), as the rollups count it (the Overview's drill-down).
+
+    No choices are listed (they would need a scan); the Overview's links set it.
+    """
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+        name = self.value()
+        if not name:
+            return queryset
+        return queryset.filter(Q(requested_model=name) | Q(requested_model__startswith=f"{name}("))
+
+
 class CreatedFilter(admin.SimpleListFilter):
     """Recent periods over the created_at index, instead of date_hierarchy's DISTINCT dates over every row."""
 
@@ -105,7 +124,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_display = ("created_at", "key_prefix", "user", "requested_model", "endpoint", "stream", "status_code",
                     "outcome", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
                     "duration_ms", "ttfb_ms")
-    list_filter = (CreatedFilter, "outcome", ProviderFilter, "stream")
+    list_filter = (CreatedFilter, "outcome", ProviderFilter, "stream", ModelFilter)
     list_select_related = ("user",)
     # Exact matches only (see get_search_results): a substring search reads every row.
     search_fields = ("request_id",)
@@ -200,11 +219,11 @@ class CredentialStatusAdmin(CredentialAdmin):
             tokens_24h=Coalesce(Subquery(recent.annotate(n=Sum(tokens)).values("n"),
                                          output_field=BigIntegerField()), 0))
 
-    @admin.display(description="requests 24 h", ordering="requests_24h")
+    @admin.display(description="Requests 24 h", ordering="requests_24h")
     def requests_24h(self, obj: Credential) -> int:
         return getattr(obj, "requests_24h", 0)
 
-    @admin.display(description="tokens 24 h", ordering="tokens_24h")
+    @admin.display(description="Tokens 24 h", ordering="tokens_24h")
     def tokens_24h(self, obj: Credential) -> int:
         return getattr(obj, "tokens_24h", None) or 0
 
