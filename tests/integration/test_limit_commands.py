@@ -109,3 +109,12 @@ def test_limit_changes_by_command_are_audited():
     entries = [e for e in AuditEntry.objects.order_by("id") if "daily_token_limit" in json.dumps(e.detail)]
     assert entries and entries[-1].actor.startswith("cli:")
     assert raw not in json.dumps([e.detail for e in AuditEntry.objects.all()])
+
+
+def test_regrouping_a_credential_is_audited(credential_factory):
+    from credentials.models import AuditEntry
+
+    credential = credential_factory()
+    run("set_credential_groups", str(credential.pk), "core")
+    entries = [e for e in AuditEntry.objects.order_by("id") if "groups" in json.dumps(e.detail)]
+    assert entries and entries[-1].actor.startswith("cli:") and "core" in json.dumps(entries[-1].detail)
