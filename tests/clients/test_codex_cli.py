@@ -93,7 +93,7 @@ def generated_config(gateway: str, prefix: str) -> str:
 PROMPTS = {"plain": ("say hello", "Echo: say hello"), "tool": ("use the tool please", "Tool said:")}
 
 
-def responses_served(endpoint: str, count: int, timeout: float = 10.0) -> list[Any]:
+def responses_served(endpoint: str, count: int, timeout: float = 30.0) -> list[Any]:
     """The usage rows of ``endpoint`` once ``count`` exist (the writer batches; warm-ups have rows too)."""
     from gateway.models import UsageRecord
 
@@ -127,7 +127,7 @@ def test_codex_cli_over_websocket_to_both_families(gateway, codex, key, accounts
     assert raw not in output
     turns = 2 if kind == "tool" else 1
     served = responses_served("responses_ws", turns)
-    rows = wait_for_usage(len(served))
+    rows = wait_for_usage(len(served), timeout=30)
     assert all(r.endpoint in ("responses_ws", "responses_ws_warmup") for r in rows), [r.endpoint for r in rows]
     assert len(served) == turns and all(r.status_code == 200 and r.output_tokens > 0 for r in served)
     assert {r.provider for r in served} == {"codex" if model == GPT else "claude"}
@@ -151,7 +151,7 @@ def test_codex_cli_over_http_with_the_generated_config(gateway, codex, api_key_f
     assert expected in output, output
     assert raw not in output
     turns = 2 if kind == "tool" else 1
-    rows = wait_for_usage(turns)
+    rows = wait_for_usage(turns, timeout=30)
     assert [r.endpoint for r in rows] == ["responses"] * turns
     assert {r.provider for r in rows} == {"codex" if family == "gpt-*" else "claude"}
 
@@ -164,4 +164,4 @@ def test_codex_cli_named_provider_with_supports_websockets_uses_the_websocket(ga
     assert "Echo: say hello" in output, output
     served = responses_served("responses_ws", 1)
     assert len(served) == 1 and served[0].status_code == 200
-    assert all(r.endpoint != "responses" for r in wait_for_usage(len(served)))
+    assert all(r.endpoint != "responses" for r in wait_for_usage(len(served), timeout=30))

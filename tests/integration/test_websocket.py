@@ -115,7 +115,7 @@ def test_several_responses_stream_in_sequence_on_one_connection(gateway, key, ac
     assert completed(first)["id"] != completed(second)["id"]
     provider = "codex" if model == GPT else "claude"
     assert len(fake.requests(provider)) == 2
-    rows = wait_for_usage(2)
+    rows = wait_for_usage(2, timeout=30)
     assert [(r.endpoint, r.provider, r.status_code, r.outcome) for r in rows] == [
         ("responses_ws", provider, 200, "ok")] * 2
     assert all(r.output_tokens > 0 and r.input_tokens + r.cache_read_tokens > 0 and r.credential_id for r in rows)
@@ -159,7 +159,7 @@ def test_tool_round_trip_sends_only_new_items_and_the_upstream_gets_the_whole_co
         assistant = ["thinking", "tool_use"] if reasoning else ["tool_use"]
         assert roles[0][0] == "user" and ("assistant", assistant) in roles, roles
         assert roles[-1] == ("user", ["tool_result"])
-    assert len(wait_for_usage(2)) == 2
+    assert len(wait_for_usage(2, timeout=30)) == 2
 
 
 def test_warm_up_is_answered_without_an_upstream_call_and_starts_the_chain(gateway, key, accounts, fake):
@@ -181,7 +181,7 @@ def test_warm_up_is_answered_without_an_upstream_call_and_starts_the_chain(gatew
     assert len(requests) == 1  # the warm-up never reached the upstream
     roles = [item.get("role") for item in requests[0].json["input"]]
     assert roles == ["developer", "user"]
-    rows = wait_for_usage(2)
+    rows = wait_for_usage(2, timeout=30)
     assert [(r.endpoint, r.output_tokens > 0, r.credential_id is None) for r in rows] == [
         ("responses_ws_warmup", False, True), ("responses_ws", True, False)]
 
@@ -220,7 +220,7 @@ def test_refused_model_is_an_error_frame_with_its_status(gateway, api_key_factor
     assert (frame["type"], frame["status"], frame["error"]["code"]) == ("error", status, code)
     assert frame["error"]["type"] and frame["error"]["message"]
     assert fake.requests("codex") == [] and fake.requests("claude") == []
-    rows = wait_for_usage(1)
+    rows = wait_for_usage(1, timeout=30)
     assert [(r.endpoint, r.status_code, r.outcome, r.error_type) for r in rows] == [
         ("responses_ws", status, "rejected", code)]
 
@@ -292,7 +292,7 @@ def test_client_closing_mid_response_cancels_the_upstream_request(gateway, key, 
     frames = run(talk())
     assert frames[0]["type"] == "response.created"
     assert fake.wait_for(lambda: fake.cancelled_streams("codex") == 1, timeout=10)
-    rows = wait_for_usage(1)
+    rows = wait_for_usage(1, timeout=30)
     assert [(r.endpoint, r.outcome) for r in rows] == [("responses_ws", "client_cancelled")]
 
 
@@ -307,7 +307,7 @@ def test_upstream_cut_mid_stream_is_an_error_frame_with_a_status(gateway, key, a
     frames = run(talk())
     assert frames[-1]["type"] == "error" and frames[-1]["status"] == 502
     assert frames[-1]["error"]["message"]
-    rows = wait_for_usage(1)
+    rows = wait_for_usage(1, timeout=30)
     assert rows[0].outcome == "upstream_error"
 
 
