@@ -85,14 +85,16 @@ class ProviderFilter(admin.SimpleListFilter):
 class ModelFilter(admin.SimpleListFilter):
     """``?model=NAME``: the model with or without a (level), as the rollups count it (the Overview's drill-down).
 
-    No choices are listed (they would need a scan); the Overview's links set it.
+    Its only choice is the model asked for (listing all would need a scan); the Overview's links set it.
     """
 
     title = "model"
     parameter_name = "model"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return []
+        # The admin applies only filters that show choices: without one, ?model= would be ignored.
+        name = request.GET.get(self.parameter_name, "")
+        return [(name, name)] if name else []
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
         name = self.value()

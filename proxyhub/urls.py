@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
-from django.urls import include, path
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path, reverse
 from django.views.generic import RedirectView
 
 from gateway import doctor_views
+from gateway.usage import overview_views
 from gateway.usage import views as usage_views
 from proxyhub.health import readyz
 
@@ -20,7 +22,17 @@ usage_patterns = ([
     path("me/usage/csv/", usage_views.my_usage_csv, name="mine_csv"),
     path("admin/usage/", admin.site.admin_view(usage_views.admin_usage), name="admin"),
     path("admin/usage/csv/", admin.site.admin_view(usage_views.admin_usage_csv), name="admin_csv"),
+    path("admin/overview/", admin.site.admin_view(overview_views.overview_page), name="overview"),
+    path("admin/overview/csv/", admin.site.admin_view(overview_views.overview_csv), name="overview_csv"),
 ], "usage")
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's sign-in, landing on the Overview unless it was sent somewhere else than the admin index."""
+    if request.GET.get(REDIRECT_FIELD_NAME, reverse("admin:index")) == reverse("admin:index"):
+        request.GET = request.GET.copy()
+        request.GET[REDIRECT_FIELD_NAME] = reverse("usage:overview")
+    return admin.site.login(request)
 
 # The Check button (gateway.doctor_views): a teammate's own key, and any key for staff.
 doctor_patterns = ([
@@ -39,6 +51,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/me/", permanent=False)),
     path("", include(usage_patterns)),  # before admin/: its catch-all would claim admin/usage/
     path("", include(doctor_patterns)),  # before admin/ too
+    path("admin/login/", admin_login),  # before admin/: staff land on the Overview
     path("admin/", admin.site.urls),
     path("me/", include("accounts.urls")),
     path("healthz", health, name="health"),
