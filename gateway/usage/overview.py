@@ -164,6 +164,14 @@ class Bucket:
         return money(self.cost)
 
     @property
+    def duration_text(self) -> str:
+        return _ms(self.avg_duration)
+
+    @property
+    def ttfb_text(self) -> str:
+        return _ms(self.avg_ttfb)
+
+    @property
     def error_rate(self) -> float:
         return self.errors / self.sums["requests"] * 100 if self.sums["requests"] else 0.0
 
@@ -337,7 +345,8 @@ class Chart:
     total: str
 
 
-WIDTH, HEIGHT, LEFT, RIGHT, TOP_PAD, AXIS = 1000, 190, 58, 8, 10, 22
+# viewBox units: about one unit per pixel in a half-width column at 1280 pixels, so 11-unit text reads as 11 px.
+WIDTH, HEIGHT, LEFT, RIGHT, TOP_PAD, AXIS = 600, 180, 50, 6, 8, 20
 
 
 def chart(chart_id: str, title: str, unit: str, buckets: list[Bucket], series: list[tuple[str, str, Any]],
@@ -368,10 +377,10 @@ def chart(chart_id: str, title: str, unit: str, buckets: list[Bucket], series: l
                 y -= h
                 rects.append(Rect(round(x + gap / 2, 2), round(y, 2), round(max(slot - gap, 0.5), 2), round(h, 2), css))
         lines = [f"{name}: {fmt(v)}" for (name, _, _), v in zip(series, vals)]
-        title = f"{bucket.label}{' UTC' if len(bucket.label) > 10 else ''}\n" + "\n".join(lines)
-        columns.append(Column(rects, round(x, 2), round(slot, 2), title, hrefs[i]))
+        hover = f"{bucket.label}{' UTC' if len(bucket.label) > 10 else ''}\n" + "\n".join(lines)
+        columns.append(Column(rects, round(x, 2), round(slot, 2), hover, hrefs[i]))
     y_ticks = [Tick(round(bottom - plot_h * f, 2), fmt(top * f)) for f in (0, 0.25, 0.5, 0.75, 1)]
-    every = max(1, -(-len(buckets) // 8))
+    every = max(1, -(-len(buckets) // 7))
     x_ticks = [Tick(round(LEFT + (i + 0.5) * slot, 2), _short(b.label)) for i, b in enumerate(buckets)
                if i % every == 0]
     return Chart(chart_id, title, unit, WIDTH, HEIGHT, LEFT, bottom, columns, y_ticks, x_ticks,
@@ -550,7 +559,7 @@ def choices() -> dict[str, list[tuple[str, str]]]:
                 .values_list("pk", "prefix", "name", "user_id", "user__username"))
     users = sorted({(str(uid), str(username)) for _, _, _, uid, username in keys if uid}, key=lambda u: u[1])
     return {
-        "providers": [(str(v), str(label)) for v, label in Provider.choices],
+        "providers": [(str(v), str(label).split(" (")[0]) for v, label in Provider.choices],
         "models": [(m, m) for m in Model.objects.order_by("name").values_list("name", flat=True)],
         "users": users,
         "keys": [(str(pk), f"{prefix}… {name} ({username})") for pk, prefix, name, _, username in keys],
