@@ -130,6 +130,10 @@ def measure(repeat: int) -> list[dict[str, Any]]:
     page("record list, provider=codex, last 24 h", admin, f"{records}?provider=codex&within=24h", _list_check)
     page("record list, search by key prefix", admin, f"{records}?q={_a_prefix()}", _list_check)
     page("credentials page (24 h usage from rollups)", admin, "/admin/credentials/credential/")
+    for period in ("24h", "7d", "90d"):
+        page(f"overview {period}", admin, f"/admin/overview/?period={period}", _overview_check(period))
+    page("overview 90d, one teammate", admin, f"/admin/overview/?period=90d&user={teammate.pk}",
+         _overview_check("90d", teammate.pk))
     first_byte, whole, lines = _export_timing(admin, "/admin/gateway/usagerecord/export/?period=90d")
     results.append({"page": "raw records CSV, 90 d: first chunk", "url": "", "seconds": first_byte, "cpu": None,
                     "ok": first_byte < TARGET, "check": f"{lines} lines in {whole:.1f} s, streamed"})
@@ -170,6 +174,16 @@ def _report_check(span: Any, user_id: int | None = None) -> Callable[[Any], str 
     def check(response: Any) -> str | None:
         total = response.context["total"]
         raw = raw_sums(span, user_id)
+        shown = (total["requests"], total["input_tokens"], total["output_tokens"], total["cache_read_tokens"],
+                 total["cache_write_tokens"])
+        return None if shown == raw else f"total {shown} != raw SQL {raw}"
+    return check
+
+
+def _overview_check(period: str, user_id: int | None = None) -> Callable[[Any], str | None]:
+    def check(response: Any) -> str | None:
+        total = response.context["total"].sums
+        raw = raw_sums(response.context["f"].span, user_id)
         shown = (total["requests"], total["input_tokens"], total["output_tokens"], total["cache_read_tokens"],
                  total["cache_write_tokens"])
         return None if shown == raw else f"total {shown} != raw SQL {raw}"

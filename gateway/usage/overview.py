@@ -25,6 +25,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import ApiKey
 from credentials.models import Credential, Model, Provider
@@ -34,6 +36,8 @@ from gateway.usage.models import UsageRecord, UsageRollup
 
 SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
         "duration_ms", "ttfb_ms", "ttfb_count")
+# The user and key tables' sums: no outcome, no durations (see traffic()).
+KEY_SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 TOKEN_KINDS = (("input_tokens", "input"), ("cache_read_tokens", "cache read"),
                ("cache_write_tokens", "cache write"), ("output_tokens", "output"))
 # "Errors" are what a lead acts on: upstream failures and the gateway's refusals. A cancelled
@@ -207,7 +211,9 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
     models: dict[str, Bucket] = {}
     with reports._hashing():
         per_bucket = _sums(base, ("bucket", "model", "outcome"))
-        per_key = _sums(base, ("api_key_id", "key_prefix", "user_id", "model", "outcome"))
+        # Tokens only, no outcome: the columns of the rollups' covering index (usage_rollup_report),
+        # so 90 days are read from the index alone (0.28 s -> 0.13 s on SQLite at a million records).
+        per_key = _sums(base, ("api_key_id", "key_prefix", "user_id", "model"), KEY_SUMS)
     for row in per_bucket:
         bucket_at, model, outcome, sums = row[0], row[1], row[2], row[3:]
         label = _label(bucket_at, hourly)
@@ -219,14 +225,14 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
             _add(into, model, outcome, sums, prices)
     users: dict[int, Bucket] = {}
     keys: dict[tuple[int, str, int], Bucket] = {}
-    for key_id, prefix, user_id, model, outcome, *sums in per_key:
+    for key_id, prefix, user_id, model, *sums in per_key:
         user_row = users.setdefault(user_id, Bucket(str(user_id), total.start, total.end))
         key_row = keys.setdefault((key_id, prefix, user_id), Bucket(prefix, total.start, total.end))
-        _add(user_row, model, outcome, sums, prices)
-        _add(key_row, model, outcome, sums, prices)
+        _add(user_row, model, "", sums, prices, KEY_SUMS)
+        _add(key_row, model, "", sums, prices, KEY_SUMS)
     names = _usernames({u for u in users} | {k[2] for k in keys})
     key_names = _key_names({k[0] for k in keys})
-    user_rows = [{"user_id": uid, "name": names.get(uid, "—" if not uid else f"deleted #{uid}"), "b": b,
+    user_rows = [{"user_id": uid, "name": names.get(uid, "—" if not uid else f"deleted #{uid}"), "b": b, "hit_rate": _hit_rate(b.sums),
                   "overview": filters.query(user=uid or None), "records": filters.records_url(user=uid or None)}
                  for uid, b in _top(users.items())]
     key_rows = [{"key_id": kid, "prefix": prefix, "name": key_names.get(kid, ""),
@@ -240,13 +246,14 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
     return Traffic(hourly, sorted(by_label.values(), key=lambda b: b.start), total, model_rows, user_rows, key_rows)
 
 
-def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    named = {f"s_{f}": Sum(f) for f in SUMS}
+def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...], sums: tuple[str, ...] = SUMS) -> list[tuple[Any, ...]]:
+    named = {f"s_{f}": Sum(f) for f in sums}
     return list(qs.values(*columns).annotate(**named).order_by().values_list(*columns, *named))
 
 
-def _add(into: Bucket, model: str, outcome: str, sums: Iterable[Any], prices: dict[str, reports.Prices]) -> None:
-    values = dict(zip(SUMS, (v or 0 for v in sums)))
+def _add(into: Bucket, model: str, outcome: str, sums: Iterable[Any], prices: dict[str, reports.Prices],
+         names: tuple[str, ...] = SUMS) -> None:
+    values = dict(zip(names, (v or 0 for v in sums)))
     for name, value in values.items():
         into.sums[name] += value
     if outcome in ERRORS:
@@ -343,6 +350,24 @@ class Chart:
     x_ticks: list[Tick]
     legend: list[tuple[str, str]]
     total: str
+
+    def svg(self) -> SafeString:
+        """The chart as inline SVG: built here rather than in a template, which took 0.17 s for 90 days' bars."""
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" role="img" '
+               f'aria-label="{escape(self.title)} ({escape(self.unit)})">']
+        for t in self.y_ticks:
+            out.append(f'<line class="grid" x1="{self.left}" x2="{self.width}" y1="{t.pos}" y2="{t.pos}"/>'
+                       f'<text class="ylab" x="{self.left - 4}" y="{t.pos}" dy="4">{escape(t.label)}</text>')
+        for col in self.columns:
+            rects = "".join(f'<rect class="{r.css}" x="{r.x}" y="{r.y}" width="{r.width}" height="{r.height}"/>'
+                            for r in col.rects if r.height)
+            out.append(f'<a href="{escape(col.href)}"><g class="col"><title>{escape(col.title)}</title>'
+                       f'<rect class="hit" x="{col.x}" y="0" width="{col.width}" height="{self.bottom}"/>{rects}</g></a>')
+        out.append(f'<line class="axis" x1="{self.left}" x2="{self.width}" y1="{self.bottom}" y2="{self.bottom}"/>')
+        for t in self.x_ticks:
+            out.append(f'<text class="xlab" x="{t.pos}" y="{self.height - 5}">{escape(t.label)}</text>')
+        out.append("</svg>")
+        return mark_safe("\n".join(out))  # every value above is a number or escaped
 
 
 # viewBox units: about one unit per pixel in a half-width column at 1280 pixels, so 11-unit text reads as 11 px.
