@@ -239,8 +239,11 @@ def usage_rows(database: Path) -> int:
 
 def connection_spread(port: int) -> str:
     """Established connections to ``port`` per serving process, largest first, e.g. "9+7"."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True).stdout
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True).stdout
+    except OSError:  # no iproute2: the spread is unknown, the measurement still counts
+        return "?"
     counts: dict[str, int] = {}
     for pid in re.findall(r"pid=(\d+)", out):
         counts[pid] = counts.get(pid, 0) + 1
