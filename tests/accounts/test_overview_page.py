@@ -90,6 +90,12 @@ def test_totals_equal_raw_sums_for_each_filter(staff_client, world):
     # 30 days reaches the 20-day-old row; 24 hours only today's.
     assert totals(staff_client.get(URL, {"period": "30d"}))[0] == 6
     assert totals(staff_client.get(URL, {"period": "24h"}))[0] == 3
+    # A custom range of whole UTC days: the day three days ago holds bob's two; the form shows the dates.
+    day = (timezone.now() - timedelta(days=3)).astimezone(dt_timezone.utc).date().isoformat()
+    response = staff_client.get(URL, {"from": day, "to": day})
+    assert totals(response) == (2, 11) and response.context["f"].period == "custom"
+    assert f'name="from" value="{day}"' in response.content.decode()
+    assert response.context["data"].hourly and len(response.context["data"].buckets) == 24  # a day: per hour
 
 
 def test_errors_cost_and_cache_hit_rate(staff_client, world):
