@@ -58,6 +58,13 @@ class UsageRecord(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.endpoint} {self.requested_model} {self.status_code}"
 
 
+# The rollups' latency histogram buckets (upper bounds, ms); a value on a bound counts in that bucket.
+DURATION_BOUNDS_MS = (1000, 2000, 5000, 10000, 20000, 40000, 80000)
+TTFB_BOUNDS_MS = (250, 500, 1000, 2000, 4000, 8000, 16000)
+DURATION_BINS = tuple(f"duration_h{i}" for i in range(len(DURATION_BOUNDS_MS) + 1))
+TTFB_BINS = tuple(f"ttfb_h{i}" for i in range(len(TTFB_BOUNDS_MS) + 1))
+
+
 class UsageRollup(models.Model):
     """Sums of usage records per hour or per UTC day, key, model, credential and outcome.
 
@@ -90,6 +97,24 @@ class UsageRollup(models.Model):
     duration_ms = models.BigIntegerField(default=0, help_text="Summed.")
     ttfb_ms = models.BigIntegerField(default=0, help_text="Summed over the requests that sent a byte.")
     ttfb_count = models.BigIntegerField(default=0)
+    # Latency histograms for the Overview's p50/p95 (sums alone give only averages): requests per
+    # bucket, bucket i up to DURATION_BOUNDS_MS[i] / TTFB_BOUNDS_MS[i], the last one everything longer.
+    duration_h0 = models.BigIntegerField(default=0)
+    duration_h1 = models.BigIntegerField(default=0)
+    duration_h2 = models.BigIntegerField(default=0)
+    duration_h3 = models.BigIntegerField(default=0)
+    duration_h4 = models.BigIntegerField(default=0)
+    duration_h5 = models.BigIntegerField(default=0)
+    duration_h6 = models.BigIntegerField(default=0)
+    duration_h7 = models.BigIntegerField(default=0)
+    ttfb_h0 = models.BigIntegerField(default=0)
+    ttfb_h1 = models.BigIntegerField(default=0)
+    ttfb_h2 = models.BigIntegerField(default=0)
+    ttfb_h3 = models.BigIntegerField(default=0)
+    ttfb_h4 = models.BigIntegerField(default=0)
+    ttfb_h5 = models.BigIntegerField(default=0)
+    ttfb_h6 = models.BigIntegerField(default=0)
+    ttfb_h7 = models.BigIntegerField(default=0)
 
     class Meta:
         app_label = "gateway"

@@ -8,8 +8,9 @@ and the model table, one per (key, user, model) for the user and key tables
 view is a bookmarkable URL, and each chart bar and table row links to the
 usage record list with the same filters.
 
-Durations are shown as averages (the rollups hold sums and counts, not a
-histogram, so p50/p95 cannot be computed from them).
+Durations and times to first byte are shown as p50/p95 from small fixed-bucket
+histograms kept in the rollups (gateway/usage/models.py DURATION_BOUNDS_MS), read
+as bucket upper bounds, beside the averages from the sums.
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ from accounts.models import ApiKey
 from credentials.models import Credential, Model, Provider
 from credentials.window_state import FIVE_HOURS_MINUTES, WEEK_MINUTES, window_list
 from gateway.usage import reports
-from gateway.usage.models import UsageRecord, UsageRollup
+from gateway.usage.models import (DURATION_BINS, DURATION_BOUNDS_MS, TTFB_BINS, TTFB_BOUNDS_MS, UsageRecord,
+                                   UsageRollup)
 
 SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-        "duration_ms", "ttfb_ms", "ttfb_count")
+        "duration_ms", "ttfb_ms", "ttfb_count", *DURATION_BINS, *TTFB_BINS)
 # The user and key tables' sums: no outcome, no durations (see traffic()).
 KEY_SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 TOKEN_KINDS = (("input_tokens", "input"), ("cache_read_tokens", "cache read"),
@@ -174,6 +176,40 @@ class Bucket:
     @property
     def ttfb_text(self) -> str:
         return _ms(self.avg_ttfb)
+
+    def percentile(self, kind: str, q: float) -> float | None:
+        """The ``q`` quantile of durations (``kind`` "duration") or first bytes ("ttfb"), in ms, as the upper
+        bound of its histogram bucket (an over- rather than underestimate); the last bucket, longer than the
+        last bound, reads as that bound. None without histogram counts (rollups older than the histograms).
+        """
+        bins, bounds = (DURATION_BINS, DURATION_BOUNDS_MS) if kind == "duration" else (TTFB_BINS, TTFB_BOUNDS_MS)
+        counts = [self.sums[b] for b in bins]
+        total = sum(counts)
+        if not total:
+            return None
+        seen = 0
+        for i, n in enumerate(counts):
+            seen += n
+            if seen >= q * total:
+                return float(bounds[min(i, len(bounds) - 1)])
+        return float(bounds[-1])
+
+    def percentile_text(self, kind: str, q: float) -> str:
+        value = self.percentile(kind, q)
+        if value is None:
+            return "—"
+        bounds = DURATION_BOUNDS_MS if kind == "duration" else TTFB_BOUNDS_MS
+        counts = [self.sums[b] for b in (DURATION_BINS if kind == "duration" else TTFB_BINS)]
+        over = value == bounds[-1] and sum(counts[:-1]) < q * sum(counts)
+        return f"> {_ms(value)}" if over else f"≤ {_ms(value)}"
+
+    @property
+    def latency_text(self) -> str:
+        """The tile's line: p50 / p95 of duration and first byte, or the averages without histograms."""
+        if self.percentile("duration", 0.5) is None:
+            return f"average {_ms(self.avg_duration)}, first byte {_ms(self.avg_ttfb)} (no histogram yet)"
+        return (f"p50 {self.percentile_text('duration', 0.5)}, p95 {self.percentile_text('duration', 0.95)}; "
+                f"first byte p50 {self.percentile_text('ttfb', 0.5)}, p95 {self.percentile_text('ttfb', 0.95)}")
 
     @property
     def error_rate(self) -> float:
@@ -455,7 +491,7 @@ def money(value: Any) -> str:
 
 
 def charts(filters: Filters, data: Traffic) -> list[Chart]:
-    """The five traffic charts, each bar linking to its bucket's records."""
+    """The six traffic charts, each bar linking to its bucket's records."""
     b = data.buckets
     unit = "hour" if data.hourly else "day"
     ok_href = [filters.records_url(x.start, x.end) for x in b]
@@ -475,11 +511,18 @@ def charts(filters: Filters, data: Traffic) -> list[Chart]:
         chart("errors", f"Error rate per {unit}", "%", b, [("error rate", "s-err", lambda x: x.error_rate)],
               err_href, lambda v: f"{v:.1f}%".replace(".0%", "%"),
               total=f"{t.errors:,} errors, {t.error_rate:.1f}%"),
-        chart("latency", f"Average duration and time to first byte per {unit}", "ms", b,
-              [("avg duration", "s-0", lambda x: x.avg_duration), ("avg time to first byte", "s-3",
-                                                                   lambda x: x.avg_ttfb)],
+        chart("duration", f"Duration per {unit}: p95, p50 and average", "ms, percentiles as bucket bounds", b,
+              [("p95", "s-1", lambda x: x.percentile("duration", 0.95)),
+               ("p50", "s-0", lambda x: x.percentile("duration", 0.5)),
+               ("average", "s-3", lambda x: x.avg_duration)],
               ok_href, _ms, overlay=True,
-              total=f"avg {_ms(t.avg_duration)}, first byte {_ms(t.avg_ttfb)}"),
+              total=f"p50 {t.percentile_text('duration', 0.5)}, p95 {t.percentile_text('duration', 0.95)}"),
+        chart("ttfb", f"Time to first byte per {unit}: p95, p50 and average", "ms, percentiles as bucket bounds", b,
+              [("p95", "s-1", lambda x: x.percentile("ttfb", 0.95)),
+               ("p50", "s-0", lambda x: x.percentile("ttfb", 0.5)),
+               ("average", "s-3", lambda x: x.avg_ttfb)],
+              ok_href, _ms, overlay=True,
+              total=f"p50 {t.percentile_text('ttfb', 0.5)}, p95 {t.percentile_text('ttfb', 0.95)}"),
     ]
 
 

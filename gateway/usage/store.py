@@ -8,6 +8,7 @@ journal replayed after a crash) counts every request once.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from datetime import timezone
 from typing import Any, Iterable, Sequence
@@ -18,14 +19,15 @@ from django.db import IntegrityError, connection, transaction
 from accounts.models import ApiKey
 from credentials.models import Credential
 
+from gateway.usage.models import DURATION_BINS, DURATION_BOUNDS_MS, TTFB_BINS, TTFB_BOUNDS_MS
 from gateway.usage.rows import COLUMNS, UsageRow, base_model
 
 RECORD_TABLE = "gateway_usagerecord"
 ROLLUP_TABLE = "gateway_usagerollup"
 ROLLUP_KEY = ("span", "bucket", "api_key_id", "user_id", "key_prefix", "provider", "model", "credential_id", "outcome")
 ROLLUP_SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-               "reasoning_tokens", "duration_ms", "ttfb_ms", "ttfb_count")
-CHUNK = 400  # rows per INSERT statement: 22 columns stay under SQLite's 32,766 parameters
+               "reasoning_tokens", "duration_ms", "ttfb_ms", "ttfb_count", *DURATION_BINS, *TTFB_BINS)
+CHUNK = 400  # rows per INSERT statement: 22 record columns (34 rollup columns) stay under SQLite's 32,766 parameters
 
 
 def write_rows(rows: Sequence[UsageRow]) -> int:
@@ -87,13 +89,22 @@ def rollup_sums(rows: Iterable[UsageRow]) -> dict[tuple[Any, ...], list[int]]:
         day = hour.replace(hour=0)
         identity = (row.api_key_id or 0, row.user_id or 0, row.key_prefix, row.provider,
                     base_model(row.requested_model)[:100], row.credential_id or 0, row.outcome)
-        values = (1, row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens,
-                  row.reasoning_tokens, row.duration_ms, row.ttfb_ms or 0, 0 if row.ttfb_ms is None else 1)
+        values = [1, row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens,
+                  row.reasoning_tokens, row.duration_ms, row.ttfb_ms or 0, 0 if row.ttfb_ms is None else 1,
+                  *_one_hot(DURATION_BOUNDS_MS, row.duration_ms), *_one_hot(TTFB_BOUNDS_MS, row.ttfb_ms)]
         for span, bucket in (("hour", hour), ("day", day)):
             total = sums[(span, bucket, *identity)]
             for i, v in enumerate(values):
                 total[i] += v
     return sums
+
+
+def _one_hot(bounds: tuple[int, ...], value: int | None) -> list[int]:
+    """A histogram row for one value: 1 in its bucket (bisect_left: a value on a bound is in that bucket); none for None."""
+    counts = [0] * (len(bounds) + 1)
+    if value is not None:
+        counts[bisect_left(bounds, value)] = 1
+    return counts
 
 
 def _add_to_rollups(cursor: Any, rows: Sequence[UsageRow]) -> None:

@@ -54,7 +54,7 @@ def test_overview_renders_filters_through_the_url_and_fits_the_screen(live_serve
     page.fill("#id_password", "pw-lead-123")
     page.click("#login-form [type=submit]")
     page.wait_for_url("**/admin/overview/")  # staff land here
-    assert page.locator(".ov-chart svg").count() == 5
+    assert page.locator(".ov-chart svg").count() == 6
     assert page.locator(".ov-card").count() == 3
     assert page.locator(".ov-card.relogin a.reconnect").count() == 1
     assert "runs out" in page.locator(".ov-card.ready").inner_text()

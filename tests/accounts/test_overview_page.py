@@ -230,3 +230,25 @@ def test_staff_land_on_the_overview_after_signing_in(client, django_user_model):
 
 def test_nice_axis_tops():
     assert [overview._nice(v) for v in (0, 0.37, 7, 10, 123, 2.5, 999)] == [1, 0.5, 10, 10, 200, 2.5, 1000]
+
+
+def test_latency_histograms_give_p50_and_p95(staff_client, world):
+    from gateway.usage.models import DURATION_BINS, TTFB_BINS, UsageRollup
+
+    # The rollups' histograms count each record once per span, in the bucket its value falls in.
+    day = UsageRollup.objects.filter(span="day")
+    assert sum(sum(r) for r in day.values_list(*DURATION_BINS)) == 6
+    assert sum(sum(r) for r in day.values_list(*TTFB_BINS)) == 2  # only two records sent a first byte
+    total = staff_client.get(URL, {"period": "7d"}).context["total"]
+    # Durations 1000 (on the 1 s bound), 3000, 500, 0, 0: four within 1 s, one within 5 s.
+    assert total.percentile("duration", 0.5) == 1000 and total.percentile("duration", 0.95) == 5000
+    # First bytes 200 and 400 ms: one each in the 250 and 500 ms buckets.
+    assert total.percentile("ttfb", 0.5) == 250 and total.percentile("ttfb", 0.95) == 500
+    assert total.latency_text == "p50 ≤ 1.0 s, p95 ≤ 5.0 s; first byte p50 ≤ 250 ms, p95 ≤ 500 ms"
+
+
+def test_a_duration_past_the_last_bound_reads_as_longer_than_it(staff_client, api_key_factory, usage_factory):
+    key, _ = api_key_factory("slow")
+    usage_factory(key, duration_ms=500_000)
+    total = staff_client.get(URL, {"period": "24h"}).context["total"]
+    assert total.percentile_text("duration", 0.5) == "> 80.0 s"
