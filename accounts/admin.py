@@ -79,6 +79,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     class Media:
         js = ("accounts/copy.js",)  # the prefix's copy button
+        css = {"all": ("credentials/admin.css",)}  # the lists' shared fit-the-screen rules
 
     @admin.display(description="prefix", ordering="prefix")
     def prefix_copy(self, obj: ApiKey) -> str:

@@ -48,8 +48,8 @@ PAGE_BUTTONS = {
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
     # Sized for a 1280-pixel screen beside the filters: long text wraps inside its column (admin.css).
-    list_display = ("account", "plan", "state_text", "windows_summary", "priority", "groups_display",
-                    "last_used", "last_error_text")
+    # Plan, groups and priority sit under the account's name rather than in columns of their own.
+    list_display = ("account", "state_text", "windows_summary", "last_used", "last_error_text")
     list_display_links = ("account",)
     list_filter = ("provider", "status")
     search_fields = ("label", "email", "account_id")
@@ -60,8 +60,8 @@ class CredentialAdmin(admin.ModelAdmin):
         (None, {"fields": ("provider", "label", "email", "account_id", "plan")}),
         ("Routing", {"fields": ("status", "status_reason", "priority", "groups", "proxy_url")}),
         ("Cooldown", {"fields": ("cooldown_until", "cooldown_reason")}),
-        ("History", {"fields": ("expires_at", "last_refresh_at", "last_used_at", "last_error", "last_error_at",
-                                "created_at")}),
+        # The last error is in the panel above the form, where it wraps.
+        ("History", {"fields": ("expires_at", "last_refresh_at", "last_used_at", "created_at")}),
     )
     readonly_fields = ("email", "account_id", "plan", "expires_at", "last_refresh_at", "last_used_at", "last_error",
                        "last_error_at", "created_at")
@@ -143,12 +143,16 @@ class CredentialAdmin(admin.ModelAdmin):
 
     @admin.display(description="Account", ordering="label")
     def account(self, obj: Credential) -> str:
+        facts = ["Claude" if obj.provider == "claude" else "ChatGPT"]
+        facts += [obj.plan] if obj.plan else []
+        facts += [f"groups {', '.join(obj.groups)}"] if obj.groups else []
+        facts += [f"priority {obj.priority}"] if obj.priority else []
         return format_html('<span class="wrap-text">{}</span><br><small class="quiet">{}</small>',
-                           obj.label or obj.email or obj.account_id or f"#{obj.pk}", obj.get_provider_display())
+                           obj.label or obj.email or obj.account_id or f"#{obj.pk}", " · ".join(facts))
 
     @admin.display(description="State", ordering="status")
     def state_text(self, obj: Credential) -> str:
-        return _wrapped(self.state_line(obj, timezone.now()), 160)
+        return _wrapped(self.state_line(obj, timezone.now()), 70)
 
     @admin.display(description="Token expires in")
     def expires_in(self, obj: Credential) -> str:
@@ -177,7 +181,7 @@ class CredentialAdmin(admin.ModelAdmin):
         if not obj.last_error:
             return "—"
         when = f"{_short_time(obj.last_error_at)}: " if obj.last_error_at else ""
-        return _wrapped(when + obj.last_error, 220)
+        return _wrapped(when + obj.last_error, 180)
 
     @admin.action(description="Refresh tokens now")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
@@ -253,6 +257,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     show_full_result_count = False
     list_per_page = 100
+
+    class Media:
+        css = {"all": ("credentials/admin.css",)}  # long changes wrap in their column
 
     @admin.display(description="what changed")
     def changes(self, obj: AuditEntry) -> str:

@@ -33,6 +33,10 @@ class AlertEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     list_per_page = 100
+
+    class Media:
+        css = {"all": ("credentials/admin.css",)}  # long details wrap in their column
+
     fields = ("event", "created_at", "resolved_at", "episode", "provider", "credential", "credential_id",
               "key_prefix", "detail", "text", "webhook_status", "webhook_attempts", "email_status",
               "email_attempts", "last_error", "delivered_at")

@@ -18,6 +18,7 @@ class WindowGauge(TypedDict):
 
     name: str
     label: str
+    short: str  # for the list's narrow column: 5h, 7d, 7d opus
     used_percent: float
     percent: float
     level: str  # "ok", "warn" or "full": the gauge's colour
@@ -60,7 +61,7 @@ def gauges(windows: Mapping[str, Any] | None, now: datetime) -> list[WindowGauge
         percent = min(max(used, 0.0), 100.0)
         level = "full" if percent >= FULL_PERCENT else "warn" if percent >= WARN_PERCENT else "ok"
         out.append({
-            "name": view["name"], "label": window_label(view["name"]), "used_percent": used, "percent": percent,
+            "name": view["name"], "label": window_label(view["name"]), "short": view["name"].replace("_", " "), "used_percent": used, "percent": percent,
             "level": level, "resets_at": resets_at,
             "resets_in": duration_text((resets_at - now).total_seconds()) if resets_at else "",
         })

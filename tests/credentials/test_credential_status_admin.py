@@ -40,7 +40,7 @@ def test_changelist_shows_state_expiry_windows_and_24h_usage_but_no_tokens(admin
     assert "Cooling down until" in page and "Needs re-login: refresh failed: invalid_grant" in page
     # Windows as gauges with their percent (the weekly one has no reset time) instead of JSON.
     assert 'data-window="5h"' in page and ">42%<" in page and 'data-window="7d"' in page and ">90%<" in page
-    assert "resets <time" in page and "utilization" not in page
+    assert "title=\"resets " in page and "utilization" not in page
     assert ">120<" in page  # tokens of the last 24 hours only
     for credential in (cooling, relogin):
         assert credential.access_token not in page and credential.refresh_token not in page

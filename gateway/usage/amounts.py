@@ -1,0 +1,37 @@
+"""Token counts and costs as people read them: "9.9 M", "$0.0042", "<$0.0001". Pure."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+SMALLEST_COST = Decimal("0.0001")
+
+
+def compact_count(n: int | None) -> str:
+    """1234 -> "1.2 k", 9876543 -> "9.9 M", small numbers as they are; None -> "—"."""
+    if n is None:
+        return "—"
+    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if abs(n) >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if abs(value) < 100 else f"{value:.0f} {unit}"
+    return str(n)
+
+
+def cost_text(usd: Decimal | float | None) -> str:
+    """A cost that stays visible when small: "$12.35", "$0.42", "$0.0042", "<$0.0001", "$0.00" only for nothing.
+
+    Cents hide what a teammate's quick requests cost ($0.0042 shown as $0.00 reads as free); below a
+    dollar the first two significant digits are kept, down to a hundredth of a cent.
+    """
+    if usd is None:
+        return "—"
+    value = Decimal(str(usd))
+    if value == 0:
+        return "$0.00"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < SMALLEST_COST:
+        return "<$0.0001"
+    # Two significant digits, at least two decimals: 0.42 -> $0.42, 0.0042 -> $0.0042, 0.01234 -> $0.012.
+    digits = max(2, -value.adjusted() + 1)
+    return f"${value:.{digits}f}"

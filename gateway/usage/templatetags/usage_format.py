@@ -1,0 +1,22 @@
+"""``{% load usage_format %}``: ``{{ cost|cost }}`` and ``{{ tokens|compact }}`` (gateway.usage.amounts)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+from gateway.usage.amounts import compact_count, cost_text
+
+register = template.Library()
+
+
+@register.filter
+def cost(value: Decimal | float | None) -> str:
+    """A cost in dollars, small ones kept visible: "$0.0042", not "$0.00"."""
+    return cost_text(value)
+
+
+@register.filter
+def compact(value: int | None) -> str:
+    """A count shortened to "9.9 M"."""
+    return compact_count(value)
