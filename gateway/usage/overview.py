@@ -268,7 +268,8 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
         _add(key_row, model, "", sums, prices, KEY_SUMS)
     names = _usernames({u for u in users} | {k[2] for k in keys})
     key_names = _key_names({k[0] for k in keys})
-    user_rows = [{"user_id": uid, "name": names.get(uid, "—" if not uid else f"deleted #{uid}"), "b": b, "hit_rate": _hit_rate(b.sums),
+    user_rows = [{"user_id": uid, "name": names.get(uid, "—" if not uid else f"deleted #{uid}"), "b": b,
+                  "hit_rate": _hit_rate(b.sums),
                   "overview": filters.query(user=uid or None), "records": filters.records_url(user=uid or None)}
                  for uid, b in _top(users.items())]
     key_rows = [{"key_id": kid, "prefix": prefix, "name": key_names.get(kid, ""),
@@ -398,7 +399,8 @@ class Chart:
             rects = "".join(f'<rect class="{r.css}" x="{r.x}" y="{r.y}" width="{r.width}" height="{r.height}"/>'
                             for r in col.rects if r.height)
             out.append(f'<a href="{escape(col.href)}"><g class="col"><title>{escape(col.title)}</title>'
-                       f'<rect class="hit" x="{col.x}" y="0" width="{col.width}" height="{self.bottom}"/>{rects}</g></a>')
+                       f'<rect class="hit" x="{col.x}" y="0" width="{col.width}" height="{self.bottom}"/>'
+                       f'{rects}</g></a>')
         out.append(f'<line class="axis" x1="{self.left}" x2="{self.width}" y1="{self.bottom}" y2="{self.bottom}"/>')
         for t in self.x_ticks:
             out.append(f'<text class="xlab" x="{t.pos}" y="{self.height - 5}">{escape(t.label)}</text>')

@@ -220,7 +220,8 @@ def test_staff_land_on_the_overview_after_signing_in(client, django_user_model):
     page = client.get("/admin/login/?next=/admin/")
     assert 'value="/admin/overview/"' in page.content.decode()
     # Sent to another admin page, the sign-in goes there.
-    assert 'value="/admin/accounts/apikey/"' in client.get("/admin/login/?next=/admin/accounts/apikey/").content.decode()
+    elsewhere = client.get("/admin/login/?next=/admin/accounts/apikey/").content.decode()
+    assert 'value="/admin/accounts/apikey/"' in elsewhere
     response = client.post("/admin/login/?next=/admin/", {"username": "lead", "password": "pw-lead-123",
                                                           "next": "/admin/overview/"})
     assert response.status_code == 302 and response["Location"] == "/admin/overview/"
