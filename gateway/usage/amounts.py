@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-SMALLEST_COST = Decimal("0.0001")
+SMALLEST_COST = Decimal("0.000001")
 
 
 def compact_count(n: int | None) -> str:
@@ -18,10 +18,10 @@ def compact_count(n: int | None) -> str:
 
 
 def cost_text(usd: Decimal | float | None) -> str:
-    """A cost that stays visible when small: "$12.35", "$0.42", "$0.0042", "<$0.0001", "$0.00" only for nothing.
+    """A cost that stays visible when small: "$12.35", "$0.42", "$0.0042", "<$0.000001", "$0.00" only for nothing.
 
     Cents hide what a teammate's quick requests cost ($0.0042 shown as $0.00 reads as free); below a
-    dollar the first two significant digits are kept, down to a hundredth of a cent.
+    dollar the first two significant digits are kept, down to a millionth of a dollar (a one-token request).
     """
     if usd is None:
         return "—"
@@ -31,7 +31,22 @@ def cost_text(usd: Decimal | float | None) -> str:
     if abs(value) >= 1:
         return f"${value:,.2f}"
     if abs(value) < SMALLEST_COST:
-        return "<$0.0001"
+        return "<$0.000001"
     # Two significant digits, at least two decimals: 0.42 -> $0.42, 0.0042 -> $0.0042, 0.01234 -> $0.012.
     digits = max(2, -value.adjusted() + 1)
-    return f"${value:.{digits}f}"
+    text = f"{value:.{digits}f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"
+
+
+COLUMN_LABELS = {
+    "api_key_id": "Key id", "key_prefix": "Key", "user_id": "User id", "user": "User", "model": "Model",
+    "day": "Day", "credential_id": "Account id", "credential": "Account", "provider": "Provider",
+    "requests": "Requests", "input_tokens": "Input", "output_tokens": "Output", "cache_read_tokens": "Cache read",
+    "cache_write_tokens": "Cache write", "estimated_cost_usd": "Est. cost", "cache_hit_rate": "Cache hit rate",
+}
+
+
+def column_label(name: str) -> str:
+    """A report column's heading: "Est. cost" for ``estimated_cost_usd``; unknown names with spaces, capitalised."""
+    return COLUMN_LABELS.get(name) or name.replace("_", " ").capitalize()

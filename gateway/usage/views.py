@@ -8,9 +8,10 @@ wrapped in admin_site.admin_view.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, AsyncIterator, Iterable, Iterator
+from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -24,7 +25,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
 from accounts.models import ApiKey
-from gateway.usage import metrics, reports
+from gateway.usage import metrics, overview, reports
 
 SELF_PERIOD = "30d"
 DEFAULT_PERIOD = "7d"
@@ -34,23 +35,60 @@ CSV_LINES_PER_CHUNK = 500
 @require_GET
 @login_required(login_url="accounts:login")
 def my_usage(request: HttpRequest) -> HttpResponse:
-    """The last 30 days of the user's own usage, per day and per model; ``?key=ID`` narrows to one own key."""
+    """The user's own usage over a range (``period`` or ``from``/``to``, 30 days by default): the staff
+    Overview's charts, then per model and per day (or hour); ``?key=ID`` narrows to one own key."""
     api_key = _own_key(request)
-    span = reports.period_range(SELF_PERIOD)
-    usage = reports.report("model", span, user=request.user, api_key=api_key, hourly=False)
+    filters = _my_filters(request, api_key)
+    # The charts' two rollup queries also give the tables: no third query for the same sums.
+    data = overview.traffic(filters)
     return TemplateResponse(request, "accounts/usage.html", {
         "key": api_key, "keys": ApiKey.objects.filter(user=request.user).order_by("-created_at"),
-        "days": usage.chart, "models": usage.rows, "total": usage.total, "chart": reports.day_chart(usage.chart),
-        "since": span.since,
+        "days": [_row(b, day=b.label) for b in data.buckets], "total": _row(data.total),
+        "models": [_row(m["b"], model=m["model"]) for m in data.models], "f": filters, "hourly": data.hourly,
+        "charts": _my_charts(filters, data, api_key), "periods": list(reports.PERIODS),
+        "since": filters.span.since, "until": filters.span.until, "csv_query": _my_query(filters, api_key),
     })
+
+
+def _row(bucket: overview.Bucket, **label: str) -> dict[str, Any]:
+    """A table row as the reports shape it: the label, requests, the four token sums and the cost."""
+    cost = None if bucket.cost is None else float(round(bucket.cost, 6))
+    return {**label, "requests": bucket.sums["requests"], **{k: bucket.sums[k] for k in reports.TOTALS},
+            reports.COST: cost}
+
+
+def _my_filters(request: HttpRequest, api_key: ApiKey | None) -> overview.Filters:
+    """The range from the query string; the user (and key) from the session, whatever the query says."""
+    query = {k: request.GET.get(k, "") for k in ("period", "from", "to")}
+    if not query["period"] and not (query["from"] and query["to"]):
+        query["period"] = SELF_PERIOD
+    return replace(overview.parse_filters(query), user_id=request.user.pk,
+                   key_id=api_key.pk if api_key else None)
+
+
+def _my_query(filters: overview.Filters, api_key: ApiKey | None, **changes: Any) -> str:
+    """This page's query string (range and key) with ``changes``: never a user, provider or outcome."""
+    params = {k: v for k, v in filters.params().items() if k in ("period", "from", "to")}
+    if api_key:
+        params["key"] = str(api_key.pk)
+    params.update({k: str(v) for k, v in changes.items()})
+    return urlencode(params)
+
+
+def _my_charts(filters: overview.Filters, data: overview.Traffic, api_key: ApiKey | None) -> list[overview.Chart]:
+    """The Overview's charts of the user's rows; a bar opens its own day here (staff links would be refused)."""
+    hrefs = [f"?{_my_query(filters, api_key, period='custom', **{'from': b.start.date(), 'to': b.start.date()})}"
+             for b in data.buckets]
+    return [replace(c, columns=[replace(col, href=href) for col, href in zip(c.columns, hrefs)])
+            for c in overview.charts(filters, data)]
 
 
 @require_GET
 @login_required(login_url="accounts:login")
 def my_usage_csv(request: HttpRequest) -> HttpResponse:
-    """The same 30 days as CSV, one line per day and model."""
+    """The page's range as CSV, one line per day and model."""
     api_key = _own_key(request)
-    rows = reports.day_model_totals(reports.period_range(SELF_PERIOD), user=request.user, api_key=api_key)
+    rows = reports.day_model_totals(_my_filters(request, api_key).span, user=request.user, api_key=api_key)
     fields = ["day", "model", "requests", *reports.TOTALS, reports.COST]
     return stream_csv(request, reports.csv_lines(rows, fields), "proxyhub-usage.csv")
 

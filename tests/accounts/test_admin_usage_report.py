@@ -72,7 +72,9 @@ def test_report_estimates_cost_from_catalog_prices(staff_client, world):
                              (world["bob"].prefix, "desk", "bob"): None}
     assert by_key.context["total"]["estimated_cost_usd"] == 0.00006
     page = by_key.content.decode()
-    assert "<th class=\"num\">estimated_cost_usd</th>" in page and ">$0.00<" in page and ">—<" in page
+    # A readable heading, and a small cost shown as itself rather than $0.00.
+    assert "<th class=\"num\">Est. cost</th>" in page and "estimated_cost_usd</th>" not in page
+    assert ">$0.00006<" in page and ">$0.00<" not in page and ">—<" in page
     csv_rows = list(csv.DictReader(io.StringIO(body(staff_client.get("/admin/usage/csv/?by=key&period=7d")))))
     assert sorted(r["estimated_cost_usd"] for r in csv_rows) == ["", "6e-05"]
 

@@ -49,7 +49,10 @@ def test_usage_page_totals_match_the_records(alice_client, world):
     assert days[world["today"].isoformat()]["requests"] == 2
     assert days[(world["today"] - timedelta(days=2)).isoformat()]["input_tokens"] == 7
     page = response.content.decode()
-    assert ">307<" in page and ">1000<" in page and "claude-sonnet-4-6" in page and ">$0.00<" in page
+    assert ">307<" in page and ">1000<" in page and "claude-sonnet-4-6" in page
+    # The small cost shows as itself ($0.001838), not as $0.00; the headings are words, not field names.
+    assert ">$0.0018<" in page and ">$0.00<" not in page
+    assert "Est. cost</th>" in page and "estimated_cost_usd" not in page
 
 
 def test_usage_page_never_shows_another_teammates_usage(alice_client, world):
@@ -64,13 +67,36 @@ def test_usage_page_narrows_to_one_own_key(alice_client, world):
     assert response.context["total"]["requests"] == 1
 
 
-def test_chart_is_inline_svg_with_a_bar_per_day_and_no_script(alice_client, world):
+def test_charts_are_inline_svg_with_a_bar_per_day_and_no_script(alice_client, world):
     page = alice_client.get("/me/usage/").content.decode()
-    svg = page[page.index("<svg"):page.index("</svg>")]
-    assert svg.count("<rect") == 30
-    assert "<script" not in page and "http://" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    busiest = f"{world['today'].isoformat()}: 2 requests, 1380 tokens"
-    assert busiest in svg
+    svgs = [page[i:page.index("</svg>", i)] for i in range(len(page)) if page.startswith("<svg", i)]
+    labels = [svg[svg.index('aria-label="') + 12:svg.index('">')] for svg in svgs]
+    assert labels[:3] == ["Requests per day (requests)", "Tokens per day (tokens)", "Estimated cost per day (USD)"]
+    requests = svgs[0]
+    assert requests.count('class="hit"') == 30  # one column per day of the 30
+    assert "<script" not in page and "http://" not in requests.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    today = world["today"].isoformat()
+    assert f"<title>{today}\nOK: 2\n" in requests
+    # A bar opens that day on this page (never the staff-only record list).
+    assert f'href="?period=custom&amp;from={today}&amp;to={today}"' in requests
+    assert "/admin/" not in "".join(svgs)
+
+
+def test_the_range_picker_narrows_to_a_day_and_keeps_the_key(alice_client, world):
+    today = world["today"].isoformat()
+    response = alice_client.get(f"/me/usage/?from={today}&to={today}&key={world['laptop'].pk}")
+    assert response.context["hourly"] and response.context["total"]["requests"] == 2
+    page = response.content.decode()
+    assert f'value="{today}"' in page and f"key={world['laptop'].pk}" in page
+    assert alice_client.get("/me/usage/?period=24h").context["total"]["requests"] == 2
+    assert alice_client.get("/me/usage/?period=90d").context["total"]["requests"] == 4
+
+
+def test_a_user_or_key_in_the_query_never_shows_anyone_elses_usage(alice_client, world):
+    bob = world["bob"]
+    assert alice_client.get(f"/me/usage/?key={bob.pk}").status_code == 404
+    page = alice_client.get(f"/me/usage/?user={bob.user_id}&period=90d").content.decode()
+    assert "55555" not in page and "gpt-5.4" not in page and bob.prefix not in page
 
 
 def body(response) -> str:

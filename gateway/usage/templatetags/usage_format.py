@@ -1,11 +1,11 @@
-"""``{% load usage_format %}``: ``{{ cost|cost }}`` and ``{{ tokens|compact }}`` (gateway.usage.amounts)."""
+"""``{% load usage_format %}``: ``{{ cost|cost }}``, ``{{ tokens|compact }}``, ``{{ name|heading }}`` (gateway.usage.amounts)."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django import template
 
-from gateway.usage.amounts import compact_count, cost_text
+from gateway.usage.amounts import column_label, compact_count, cost_text
 
 register = template.Library()
 
@@ -20,3 +20,9 @@ def cost(value: Decimal | float | None) -> str:
 def compact(value: int | None) -> str:
     """A count shortened to "9.9 M"."""
     return compact_count(value)
+
+
+@register.filter
+def heading(value: str) -> str:
+    """A report column's readable heading: "Est. cost", not ``estimated_cost_usd``."""
+    return column_label(str(value))
