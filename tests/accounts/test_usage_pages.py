@@ -49,7 +49,7 @@ def test_usage_page_totals_match_the_records(alice_client, world):
     assert days[world["today"].isoformat()]["requests"] == 2
     assert days[(world["today"] - timedelta(days=2)).isoformat()]["input_tokens"] == 7
     page = response.content.decode()
-    assert ">307<" in page and ">1000<" in page and "claude-sonnet-4-6" in page
+    assert ">307<" in page and ">1,000<" in page and "claude-sonnet-4-6" in page
     # The small cost shows as itself ($0.001838), not as $0.00; the headings are words, not field names.
     assert ">$0.0018<" in page and ">$0.00<" not in page
     assert "Est. cost</th>" in page and "estimated_cost_usd" not in page

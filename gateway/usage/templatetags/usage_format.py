@@ -26,3 +26,9 @@ def compact(value: int | None) -> str:
 def heading(value: str) -> str:
     """A report column's readable heading: "Est. cost", not ``estimated_cost_usd``."""
     return column_label(str(value))
+
+
+@register.filter
+def count(value: int | None) -> str:
+    """A whole number with thousands separators: "1,080,000"; None as "—"."""
+    return "—" if value is None else f"{value:,}"
