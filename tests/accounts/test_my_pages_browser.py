@@ -98,6 +98,9 @@ def test_my_keys_show_limits_and_copy_buttons_without_sideways_scroll(live_serve
     assert page.query_selector(f"#limits-{tina['laptop'].pk}") is not None
     limits = page.inner_text(f"#limits-{tina['laptop'].pk}")
     assert "Fair share" in limits and "40%" in limits
+    # The daily limit's use is a gauge drawn to its percent (4,800 of 2,000,000 tokens: 0 %).
+    gauge = page.query_selector(f"#limits-{tina['laptop'].pk} .limit-gauge")
+    assert gauge is not None and gauge.get_attribute("aria-valuenow") == "0"
     page.click(f"#key-{tina['laptop'].pk} >> text=Configs")
     page.wait_for_selector("button.copy")
     if SCREENSHOT:
