@@ -45,6 +45,9 @@ TOKEN_KINDS = (("input_tokens", "input"), ("cache_read_tokens", "cache read"),
 # "Errors" are what a lead acts on: upstream failures and the gateway's refusals. A cancelled
 # request is the client's choice, so it is neither OK nor an error here.
 ERRORS = (UsageRecord.Outcome.UPSTREAM_ERROR.value, UsageRecord.Outcome.REJECTED.value)
+OUTCOME_SUMS = ("errors", "cancelled")
+AGGREGATES = {"errors": Sum("requests", filter=Q(outcome__in=ERRORS)),
+              "cancelled": Sum("requests", filter=Q(outcome=UsageRecord.Outcome.CLIENT_CANCELLED.value))}
 OUTCOMES = {"ok": "OK", "error": "Errors (upstream or rejected)",
             **{o.value: str(o.label) for o in UsageRecord.Outcome if o.value != "ok"}}
 TOP = 10
@@ -148,10 +151,16 @@ class Bucket:
     label: str
     start: datetime
     end: datetime
-    sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMS, 0))
-    errors: int = 0
-    cancelled: int = 0
+    sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*SUMS, *OUTCOME_SUMS), 0))
     cost: Decimal | None = None
+
+    @property
+    def errors(self) -> int:
+        return self.sums["errors"]
+
+    @property
+    def cancelled(self) -> int:
+        return self.sums["cancelled"]
 
     @property
     def tokens(self) -> int:
@@ -246,26 +255,27 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
     total = Bucket("total", span.since or (buckets[0].start if buckets else now), span.until or now)
     models: dict[str, Bucket] = {}
     with reports._hashing():
-        per_bucket = _sums(base, ("bucket", "model", "outcome"))
+        # Outcomes as filtered sums, not a GROUP BY column: a fourth as many rows to fetch and add up.
+        per_bucket = _sums(base, ("bucket", "model"), (*SUMS, *OUTCOME_SUMS))
         # Tokens only, no outcome: the columns of the rollups' covering index (usage_rollup_report),
         # so 90 days are read from the index alone (0.28 s -> 0.13 s on SQLite at a million records).
         per_key = _sums(base, ("api_key_id", "key_prefix", "user_id", "model"), KEY_SUMS)
     for row in per_bucket:
-        bucket_at, model, outcome, sums = row[0], row[1], row[2], row[3:]
+        bucket_at, model, sums = row[0], row[1], row[2:]
         label = _label(bucket_at, hourly)
         target = by_label.get(label)
         if target is None:  # an edge rollup outside the filled range (clock skew): still counted in totals
             target = by_label.setdefault(label, Bucket(label, bucket_at, bucket_at))
         model_row = models.setdefault(model, Bucket(model, total.start, total.end))
         for into in (target, total, model_row):
-            _add(into, model, outcome, sums, prices)
+            _add(into, model, sums, prices, (*SUMS, *OUTCOME_SUMS))
     users: dict[int, Bucket] = {}
     keys: dict[tuple[int, str, int], Bucket] = {}
     for key_id, prefix, user_id, model, *sums in per_key:
         user_row = users.setdefault(user_id, Bucket(str(user_id), total.start, total.end))
         key_row = keys.setdefault((key_id, prefix, user_id), Bucket(prefix, total.start, total.end))
-        _add(user_row, model, "", sums, prices, KEY_SUMS)
-        _add(key_row, model, "", sums, prices, KEY_SUMS)
+        _add(user_row, model, sums, prices, KEY_SUMS)
+        _add(key_row, model, sums, prices, KEY_SUMS)
     names = _usernames({u for u in users} | {k[2] for k in keys})
     key_names = _key_names({k[0] for k in keys})
     user_rows = [{"user_id": uid, "name": names.get(uid, "—" if not uid else f"deleted #{uid}"), "b": b,
@@ -284,19 +294,17 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
 
 
 def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...], sums: tuple[str, ...] = SUMS) -> list[tuple[Any, ...]]:
-    named = {f"s_{f}": Sum(f) for f in sums}
+    named = {f"s_{f}": AGGREGATES.get(f) or Sum(f) for f in sums}
     return list(qs.values(*columns).annotate(**named).order_by().values_list(*columns, *named))
 
 
-def _add(into: Bucket, model: str, outcome: str, sums: Iterable[Any], prices: dict[str, reports.Prices],
-         names: tuple[str, ...] = SUMS) -> None:
+def _add(into: Bucket, model: str, sums: Iterable[Any], prices: dict[str, reports.Prices],
+         names: tuple[str, ...]) -> None:
+    """Adds one query row's ``sums`` (named by ``names``) to ``into``, and its cost at ``model``'s prices."""
     values = dict(zip(names, (v or 0 for v in sums)))
+    target = into.sums
     for name, value in values.items():
-        into.sums[name] += value
-    if outcome in ERRORS:
-        into.errors += values["requests"]
-    elif outcome == UsageRecord.Outcome.CLIENT_CANCELLED:
-        into.cancelled += values["requests"]
+        target[name] += value
     priced = prices.get(model)
     if priced is not None:
         into.cost = (into.cost or Decimal(0)) + priced.cost(values)
