@@ -78,6 +78,8 @@ def test_overview_renders_filters_through_the_url_and_fits_the_screen(live_serve
     assert f"user={bob.user_id}" in page.url
     assert int(page.locator("#total-requests").get_attribute("data-value")) == 2
     assert "per hour" in page.locator("#overview-range").inner_text()
+    if SCREENSHOT:
+        page.screenshot(path=os.path.join(SCREENSHOT, "overview-24h-bob.png"), full_page=True)
     assert no_sideways_scroll(page)
 
     # A bar of the requests chart opens its records.
