@@ -276,21 +276,30 @@ def traffic(filters: Filters, now: datetime | None = None) -> Traffic:
         key_row = keys.setdefault((key_id, prefix, user_id), Bucket(prefix, total.start, total.end))
         _add(user_row, model, sums, prices, KEY_SUMS)
         _add(key_row, model, sums, prices, KEY_SUMS)
+    model_rows = [{"model": name, "b": b, "overview": filters.query(model=name),
+                   "records": filters.records_url(model=name)} for name, b in _top(models.items(), limit=50)]
+    return Traffic(hourly, sorted(by_label.values(), key=lambda b: b.start), total, model_rows,
+                   *_people(filters, users, keys))
+
+
+def _people(filters: Filters, users: dict[int, Bucket],
+            keys: dict[tuple[int, str, int], Bucket]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The top users' and keys' table rows, with names (two queries) and their links."""
     names = _usernames({u for u in users} | {k[2] for k in keys})
     key_names = _key_names({k[0] for k in keys})
     user_rows = [{"user_id": uid, "name": names.get(uid, "—" if not uid else f"deleted #{uid}"), "b": b,
                   "hit_rate": _hit_rate(b.sums),
-                  "overview": filters.query(user=uid or None), "records": filters.records_url(user=uid or None)}
+                  "overview": filters.query(user=uid or None),
+                  "records": filters.records_url(**({"user": uid} if uid else {"user__isnull": "True"}))}
                  for uid, b in _top(users.items())]
     key_rows = [{"key_id": kid, "prefix": prefix, "name": key_names.get(kid, ""),
                  "user": names.get(uid, ""), "b": b, "hit_rate": _hit_rate(b.sums),
                  "report": f"{reverse('usage:admin')}?{urlencode({'key': kid, **_report_range(filters)})}"
                  if kid in key_names else "",
-                 "overview": filters.query(key=kid or None), "records": filters.records_url(api_key=kid or None)}
+                 "overview": filters.query(key=kid or None),
+                 "records": filters.records_url(**({"api_key": kid} if kid else {"api_key__isnull": "True"}))}
                 for (kid, prefix, uid), b in _top(keys.items())]
-    model_rows = [{"model": name, "b": b, "overview": filters.query(model=name),
-                   "records": filters.records_url(model=name)} for name, b in _top(models.items(), limit=50)]
-    return Traffic(hourly, sorted(by_label.values(), key=lambda b: b.start), total, model_rows, user_rows, key_rows)
+    return user_rows, key_rows
 
 
 def _sums(qs: QuerySet[UsageRollup], columns: tuple[str, ...], sums: tuple[str, ...] = SUMS) -> list[tuple[Any, ...]]:

@@ -253,3 +253,17 @@ def test_a_duration_past_the_last_bound_reads_as_longer_than_it(staff_client, ap
     usage_factory(key, duration_ms=500_000)
     total = staff_client.get(URL, {"period": "24h"}).context["total"]
     assert total.percentile_text("duration", 0.5) == "> 80.0 s"
+
+
+def test_keyless_rows_drill_down_to_keyless_records(staff_client, world):
+    from gateway.usage.rows import UsageRow
+    from gateway.usage.store import write_rows
+
+    write_rows([UsageRow(created_at=timezone.now(), api_key_id=None, user_id=None, key_prefix="", endpoint="messages",
+                         requested_model="claude-sonnet-4-6", outcome="rejected", status_code=401)])
+    ctx = staff_client.get(URL).context
+    keyless = next(r for r in ctx["data"].keys if not r["key_id"])
+    nobody = next(r for r in ctx["data"].users if not r["user_id"])
+    for row in (keyless, nobody):
+        assert row["b"].sums["requests"] == 1
+        assert staff_client.get(row["records"]).context["cl"].result_count == 1
