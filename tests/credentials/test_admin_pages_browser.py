@@ -163,3 +163,17 @@ def test_a_broken_account_offers_reconnect_first(live_server, world, chromium_pa
     page.click("#reconnect")
     page.wait_for_selector("#authorize-link")
     assert "/connect/login/" in page.url
+
+
+def test_the_credential_page_follows_dark_mode(live_server, world, chromium_page):
+    page = chromium_page
+    page.emulate_media(color_scheme="dark")
+    sign_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/credentials/credential/{world['ready'].pk}/change/")
+    page.wait_for_selector("#credential-panel")
+    shot(page, "credential-page-dark.png")
+    # The panel takes the admin's own colours (its CSS variables), so it is dark with light text.
+    colours = page.evaluate("""() => { const s = getComputedStyle(document.querySelector('#credential-panel'));
+        const rgb = c => c.match(/\\d+/g).slice(0, 3).map(Number);
+        return {bg: rgb(s.backgroundColor), fg: rgb(getComputedStyle(document.querySelector('#credential-state')).color)}; }""")
+    assert sum(colours["bg"]) < 3 * 100 and sum(colours["fg"]) > 3 * 150, colours
