@@ -82,6 +82,16 @@ def test_overview_renders_filters_through_the_url_and_fits_the_screen(live_serve
         page.screenshot(path=os.path.join(SCREENSHOT, "overview-24h-bob.png"), full_page=True)
     assert no_sideways_scroll(page)
 
+    # Custom dates: both days set, the page reloads with them (and per hour for a two-day range).
+    first = (timezone.now() - timedelta(days=3)).date().isoformat()
+    second = (timezone.now() - timedelta(days=2)).date().isoformat()
+    page.fill("input[name=from]", first)
+    page.fill("input[name=to]", second)
+    page.wait_for_url(f"**from={first}**")
+    assert f"to={second}" in page.url and f"user={bob.user_id}" in page.url
+    assert int(page.locator("#total-requests").get_attribute("data-value")) == 2 * 2
+    assert page.locator("select[name=period]").input_value() == "custom"
+
     # A bar of the requests chart opens its records.
     page.goto(f"{live_server.url}/admin/overview/?period=7d")
     if SCREENSHOT:
