@@ -199,6 +199,13 @@ PROXYHUB_REFRESH_INTERVAL = env.float("PROXYHUB_REFRESH_INTERVAL", default=60.0)
 # (the account with the most room left in its fullest window).
 PROXYHUB_POOL_STRATEGY = env("PROXYHUB_POOL_STRATEGY", default="round-robin")
 PROXYHUB_POOL_PREFER_SOONEST_RESET = env.bool("PROXYHUB_POOL_PREFER_SOONEST_RESET", default=False)
+# Shared state across processes and hosts (gateway.shared): Redis when set, else the database.
+REDIS_URL = env("REDIS_URL", default="")
+PROXYHUB_REDIS_PREFIX = env("PROXYHUB_REDIS_PREFIX", default="proxyhub:")
+# How often each process checks whether keys, the catalog or credentials changed elsewhere.
+PROXYHUB_SHARED_POLL_SECONDS = env.float("PROXYHUB_SHARED_POLL_SECONDS", default=1.0)
+# How long a sticky conversation keeps its account after its last request.
+PROXYHUB_STICKY_TTL = env.float("PROXYHUB_STICKY_TTL", default=3600.0)
 # Accounts past this percent of any window are used only when no other account is ready.
 PROXYHUB_POOL_MAX_UTILIZATION = env.float("PROXYHUB_POOL_MAX_UTILIZATION", default=95.0)
 # Fair share: while an account of a provider is past this percent of its 5-hour window, keys with a share
@@ -209,15 +216,6 @@ PROXYHUB_KEEPALIVE_SECONDS = env.float("PROXYHUB_KEEPALIVE_SECONDS", default=15.
 PROXYHUB_WS_IDLE_SECONDS = env.float("PROXYHUB_WS_IDLE_SECONDS", default=600.0)
 # Bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers loopback clients only.
 PROXYHUB_METRICS_TOKEN = env("PROXYHUB_METRICS_TOKEN", default="")
-# Usage journal: every usage row is appended here before the answer's last byte (a killed worker loses
-# none) and waits here while the database is unreachable. Local to the host, shared by its workers;
-# a relative path is under the project. Empty: no journal (rows wait in memory only).
-PROXYHUB_JOURNAL_DIR = env("PROXYHUB_JOURNAL_DIR", default="data/journal")
-PROXYHUB_JOURNAL_MAX_BYTES = env.int("PROXYHUB_JOURNAL_MAX_BYTES", default=1024 ** 3)
-# How often each worker replays the journal files of workers that died (seconds; also once at start).
-PROXYHUB_JOURNAL_REPLAY_SECONDS = env.float("PROXYHUB_JOURNAL_REPLAY_SECONDS", default=30.0)
-# Raw usage rows older than this are deleted daily (the hourly and daily rollups are kept); unset keeps all.
-PROXYHUB_USAGE_RETENTION_DAYS = env.int("PROXYHUB_USAGE_RETENTION_DAYS", default=None)
 # prometheus_client's multiprocess mode (gateway/usage/metrics.py) needs a directory shared by a host's workers,
 # named before prometheus_client is imported. scripts/start makes one per run; a process started otherwise, or
 # one that inherited another process's private directory, gets a private one: metrics of its own.
@@ -228,13 +226,15 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or (_metrics_owner and _metric
     os.environ["PROXYHUB_METRICS_DIR_PID"] = str(os.getpid())
 # SIGTERM: requests in flight get this long to finish before the process exits (proxyhub/drain.py).
 PROXYHUB_DRAIN_SECONDS = env.float("PROXYHUB_DRAIN_SECONDS", default=30.0)
-# Shared state across processes and hosts (gateway.shared): Redis when set, else the database.
-REDIS_URL = env("REDIS_URL", default="")
-PROXYHUB_REDIS_PREFIX = env("PROXYHUB_REDIS_PREFIX", default="proxyhub:")
-# How often each process checks whether keys, the catalog or credentials changed elsewhere.
-PROXYHUB_SHARED_POLL_SECONDS = env.float("PROXYHUB_SHARED_POLL_SECONDS", default=1.0)
-# How long a sticky conversation keeps its account after its last request.
-PROXYHUB_STICKY_TTL = env.float("PROXYHUB_STICKY_TTL", default=3600.0)
+# Usage journal: every usage row is appended here before the answer's last byte (a killed worker loses
+# none) and waits here while the database is unreachable. Local to the host, shared by its workers;
+# a relative path is under the project. Empty: no journal (rows wait in memory only).
+PROXYHUB_JOURNAL_DIR = env("PROXYHUB_JOURNAL_DIR", default="data/journal")
+PROXYHUB_JOURNAL_MAX_BYTES = env.int("PROXYHUB_JOURNAL_MAX_BYTES", default=1024 ** 3)
+# How often each worker replays the journal files of workers that died (seconds; also once at start).
+PROXYHUB_JOURNAL_REPLAY_SECONDS = env.float("PROXYHUB_JOURNAL_REPLAY_SECONDS", default=30.0)
+# Raw usage rows older than this are deleted daily (the hourly and daily rollups are kept); unset keeps all.
+PROXYHUB_USAGE_RETENTION_DAYS = env.int("PROXYHUB_USAGE_RETENTION_DAYS", default=None)
 
 # Alerts (credentials/alerts.py): a Slack-compatible webhook and/or e-mail, once per episode across processes.
 PROXYHUB_ALERT_WEBHOOK_URL = env("PROXYHUB_ALERT_WEBHOOK_URL", default="")

@@ -241,24 +241,30 @@ async def test_an_unreachable_redis_raises_shared_state_error_and_rate_limits_fa
     finally:
         await state.aclose()
 
-    class Key:
-        pk, requests_per_minute = 1, 1
-
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     try:
         for _ in range(3):
-            await limits.acheck_rate(Key())  # type: ignore[arg-type]  # passes: a limit never takes the gateway down
+            await limits.admit(_Key(requests_per_minute=1), "claude")  # type: ignore[arg-type]  # a limit never takes the gateway down
     finally:
         await shared.aclose()
+
+
+class _Key:
+    """The limit fields limits.admit() reads, all unset unless given."""
+
+    def __init__(self, **limits: int) -> None:
+        self.pk = 1
+        self.pool_share_percent = self.concurrency_limit = self.daily_token_limit = None
+        self.monthly_token_budget = self.monthly_cost_limit = self.queue_wait_seconds = None
+        self.requests_per_minute = None
+        for name, value in limits.items():
+            setattr(self, name, value)
 
 
 def test_a_key_without_limits_never_touches_the_store(settings):
     from gateway import limits
 
-    class Key:
-        pk, requests_per_minute = 1, 0
-
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # would raise if called
     started = time.perf_counter()
-    asyncio.run(limits.acheck_rate(Key()))  # type: ignore[arg-type]
+    asyncio.run(limits.admit(_Key(), "claude"))  # type: ignore[arg-type]
     assert time.perf_counter() - started < 0.05
