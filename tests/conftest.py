@@ -128,6 +128,9 @@ def gateway(gateway_url: str, fake: FakeUpstreams, catalog_seeded: None) -> Iter
 
     keycache.clear()
     limits.reset()
+    # The in-thread server writes fair-share windows every second; each test's teardown waits for that
+    # write, so a second per test was a quarter of the suite's time.
+    limits.SHARE_FLUSH_SECONDS = 0.05
     catalog.invalidate()
     pool.invalidate()
     yield gateway_url
