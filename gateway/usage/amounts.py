@@ -6,19 +6,19 @@ from decimal import Decimal
 SMALLEST_COST = Decimal("0.000001")
 
 
-def compact_count(n: int | None) -> str:
-    """1234 -> "1.2 k", 9876543 -> "9.9 M", small numbers as they are; None -> "—"."""
+def compact_count(n: float | None) -> str:
+    """1234 -> "1.2 k", 9876543 -> "9.9 M", small numbers as they are (2.0 -> "2"); None -> "—"."""
     if n is None:
         return "—"
     for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
         if abs(n) >= size:
             value = n / size
             return f"{value:.1f} {unit}" if abs(value) < 100 else f"{value:.0f} {unit}"
-    return str(n)
+    return f"{n:g}"
 
 
 def cost_text(usd: Decimal | float | None) -> str:
-    """A cost that stays visible when small: "$12.35", "$0.42", "$0.0042", "<$0.000001", "$0.00" only for nothing.
+    """A cost that stays visible when small: "$12.35", "$0.42", "$0.0042", "<$0.000001", "$0" for nothing.
 
     Cents hide what a teammate's quick requests cost ($0.0042 shown as $0.00 reads as free); below a
     dollar the first two significant digits are kept, down to a millionth of a dollar (a one-token request).
@@ -27,7 +27,7 @@ def cost_text(usd: Decimal | float | None) -> str:
         return "—"
     value = Decimal(str(usd))
     if value == 0:
-        return "$0.00"
+        return "$0"
     if abs(value) >= 1:
         return f"${value:,.2f}"
     if abs(value) < SMALLEST_COST:

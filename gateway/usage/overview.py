@@ -33,6 +33,7 @@ from accounts.models import ApiKey
 from credentials.models import Credential, Model, Provider
 from credentials.window_state import FIVE_HOURS_MINUTES, WEEK_MINUTES, window_list
 from gateway.usage import reports
+from gateway.usage.amounts import compact_count, cost_text
 from gateway.usage.models import (DURATION_BINS, DURATION_BOUNDS_MS, TTFB_BINS, TTFB_BOUNDS_MS, UsageRecord,
                                    UsageRollup)
 
@@ -168,7 +169,7 @@ class Bucket:
 
     @property
     def tokens_text(self) -> str:
-        return compact(self.tokens)
+        return compact_count(self.tokens)
 
     @property
     def requests_text(self) -> str:
@@ -176,7 +177,7 @@ class Bucket:
 
     @property
     def cost_text(self) -> str:
-        return money(self.cost)
+        return cost_text(self.cost)
 
     @property
     def duration_text(self) -> str:
@@ -486,29 +487,6 @@ def _short(label: str) -> str:
     return f"{date.fromisoformat(label):%b %d}"
 
 
-def compact(value: float) -> str:
-    """1234 -> "1.2k", 5600000 -> "5.6M": token counts that fit an axis."""
-    value = float(value)
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}".rstrip("0").rstrip(".") + suffix
-    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
-
-
-def money(value: Any) -> str:
-    """Dollars, small amounts with the digits that matter ($0.0042, not $0.00); "—" when unpriced."""
-    if value is None:
-        return "—"
-    value = float(value)
-    if value == 0:
-        return "$0"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
-    if abs(value) < 100:
-        return f"${value:.2f}"
-    return f"${value:,.0f}"
-
-
 def charts(filters: Filters, data: Traffic) -> list[Chart]:
     """The six traffic charts, each bar linking to its bucket's records."""
     b = data.buckets
@@ -520,13 +498,13 @@ def charts(filters: Filters, data: Traffic) -> list[Chart]:
         chart("requests", f"Requests per {unit}", "requests", b,
               [("OK", "s-ok", lambda x: x.sums["requests"] - x.errors - x.cancelled),
                ("cancelled by the client", "s-cancel", lambda x: x.cancelled),
-               ("errors", "s-err", lambda x: x.errors)], ok_href, compact,
+               ("errors", "s-err", lambda x: x.errors)], ok_href, compact_count,
               total=f"{t.sums['requests']:,} requests"),
         chart("tokens", f"Tokens per {unit}", "tokens", b,
               [(label, f"s-{n}", (lambda k: lambda x: x.sums[k])(k)) for n, (k, label) in enumerate(TOKEN_KINDS)],
-              ok_href, compact, total=f"{compact(t.tokens)} tokens"),
+              ok_href, compact_count, total=f"{compact_count(t.tokens)} tokens"),
         chart("cost", f"Estimated cost per {unit}", "USD", b, [("cost", "s-0", lambda x: x.cost or 0)],
-              ok_href, money, total=f"{money(t.cost)} at list prices"),
+              ok_href, cost_text, total=f"{cost_text(t.cost)} at list prices"),
         chart("errors", f"Error rate per {unit}", "%", b, [("error rate", "s-err", lambda x: x.error_rate)],
               err_href, lambda v: f"{v:.1f}%".replace(".0%", "%"),
               total=f"{t.errors:,} errors, {t.error_rate:.1f}%"),

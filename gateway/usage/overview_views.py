@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from gateway.usage import overview, reports
+from gateway.usage.amounts import cost_text
 from gateway.usage.views import stream_csv
 
 CSV_FIELDS = ("bucket", "requests", "errors", "cancelled", "input_tokens", "cache_read_tokens",
@@ -32,7 +33,7 @@ def overview_page(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request), "title": "Overview", "f": filters, "data": data,
         "charts": overview.charts(filters, data), "pool": pool, "choices": overview.choices(),
         "periods": list(reports.PERIODS), "now": now, "total": data.total,
-        "total_cost": overview.money(data.total.cost), "records_url": filters.records_url(),
+        "total_cost": cost_text(data.total.cost), "records_url": filters.records_url(),
         "errors_url": filters.records_url(outcome="error"), "csv_query": filters.query(),
         "hit_rate": overview._hit_rate(data.total.sums),
     })
