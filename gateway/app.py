@@ -48,7 +48,7 @@ TOO_DEEP = "Request body is nested too deeply."
 CHECK_HEADER = "x-proxyhub-check"  # set by gateway.doctor: the usage row is marked as a check
 
 
-def _normalise(path: str) -> str:
+def normalise_path(path: str) -> str:
     path = path.rstrip("/") or "/"
     # Guides often give Droid's anthropic provider a base URL ending in /v1 (PROTOCOLS.md §7.1).
     while path.startswith("/v1/v1/"):
@@ -63,7 +63,7 @@ def _format_for(path: str, headers: dict[str, str]) -> str:
 
 
 async def gateway_application(scope: Scope, receive: Receive, send: Send) -> None:
-    path = _normalise(scope["path"])
+    path = normalise_path(scope["path"])
     request = Request.from_scope(scope)
     request.path = path
     request.request_id = adopt_request_id(request.headers.get("x-request-id"))
@@ -176,7 +176,7 @@ async def _read_json(request: Request, receive: Receive, send: Send) -> dict[str
     return body
 
 
-async def _authenticate(request: Request, send: Send) -> ApiKey | None:
+async def authenticate(request: Request, send: Send) -> ApiKey | None:
     check = await keycache.acheck(request.api_key())
     if check.api_key is not None:
         return check.api_key
@@ -204,7 +204,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
     body = await _read_json(request, receive, send)
     if body is None:
         return
-    api_key = await _authenticate(request, send)
+    api_key = await authenticate(request, send)
     if api_key is None:
         return
     stream = bool(body.get("stream")) and endpoint not in ("count_tokens", "compact")
@@ -216,11 +216,11 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         is_check=request.headers.get(CHECK_HEADER) == "1",
     )
     try:
-        _check_required_fields(endpoint, body)
-        entry, thinking = await _resolve_model(api_key, body)
+        check_required_fields(endpoint, body)
+        entry, thinking = await resolve_model(api_key, body)
         ticket = await limits.admit(api_key, entry.provider)  # every limit of the key, one round trip
     except (Rejection, limits.LimitExceeded) as exc:
-        await _reject(request, send, record, exc, started)
+        await reject(request, send, record, exc, started)
         return
     record.provider, record.upstream_model = entry.provider, entry.upstream_model
     job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started, thinking)
@@ -230,7 +230,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
             return
         if endpoint == "compact" and entry.provider != "codex":
             exc = Rejection(501, f"{entry.name!r}: {COMPACTION_UNSUPPORTED}", "compaction_unsupported")
-            await _reject(request, send, record, exc, started)
+            await reject(request, send, record, exc, started)
             return
         await _cancel_on_disconnect(relay(job, send), receive)
     finally:
@@ -245,14 +245,14 @@ class Rejection(Exception):
         self.status, self.message, self.code, self.param = status, message, code, param
 
 
-def _check_required_fields(endpoint: str, body: dict[str, Any]) -> None:
+def check_required_fields(endpoint: str, body: dict[str, Any]) -> None:
     """OpenAI answers a Responses request without ``input`` with this 400; the upstreams would not
     (Claude's translation made an empty conversation, Codex an empty answer)."""
     if endpoint == "responses" and body.get("input") is None:
         raise Rejection(400, "Missing required parameter: 'input'.", "missing_required_parameter", param="input")
 
 
-async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, str]:
+async def resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, str]:
     """The catalog entry for the body's model, and a thinking level given as ``model(level)``."""
     requested = body.get("model")
     if not isinstance(requested, str) or not requested:
@@ -272,7 +272,7 @@ async def _resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, 
     return entry, thinking
 
 
-async def _reject(request: Request, send: Send, record: UsageRow, exc: Exception, started: float) -> None:
+async def reject(request: Request, send: Send, record: UsageRow, exc: Exception, started: float) -> None:
     """Answer a refused request in the client's format; it still leaves a usage record (written first)."""
     if isinstance(exc, limits.LimitExceeded):
         status, code = 429, "rate_limit_exceeded"
@@ -303,7 +303,7 @@ async def _estimate_tokens(job: Job, send: Send) -> None:
 async def _models(request: Request, receive: Receive, send: Send) -> None:
     anthropic = "anthropic-version" in request.headers
     request.client_format = "anthropic" if anthropic else "chat"
-    api_key = await _authenticate(request, send)
+    api_key = await authenticate(request, send)
     if api_key is None:
         return
     entries = await available_entries(api_key)

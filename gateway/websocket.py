@@ -36,7 +36,7 @@ from django.conf import settings
 from accounts.models import ApiKey
 from gateway import fastjson, limits
 from gateway.app import (
-    TOO_DEEP, Rejection, _authenticate, _check_required_fields, _normalise, _reject, _resolve_model,
+    TOO_DEEP, Rejection, authenticate, check_required_fields, normalise_path, reject, resolve_model,
 )
 from gateway.formats.errors import error_body
 from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
@@ -65,12 +65,12 @@ async def responses_websocket(scope: Scope, receive: Receive, send: Send) -> Non
     if (await receive())["type"] != "websocket.connect":
         return
     request = Request.from_scope(scope)
-    request.path = _normalise(scope["path"])
+    request.path = normalise_path(scope["path"])
     request.client_format = "responses"
     request.request_id = adopt_request_id(request.headers.get("x-request-id"))
     request.extra["client"] = scope.get("client")  # the wrong-key throttle counts per host
     refusal = _Captured()
-    api_key = await _authenticate(request, refusal)
+    api_key = await authenticate(request, refusal)
     await send({"type": "websocket.accept", "headers": [(b"x-request-id", request.request_id.encode("latin-1"))]})
     if api_key is None:
         await _refuse(refusal, receive, send)
@@ -247,18 +247,18 @@ class Response:
         except PreviousResponseNotFoundError as exc:
             # Codex resends the full request on a new connection when told this code (CLIProxyAPI: 409).
             exc409 = Rejection(409, exc.message, "previous_response_not_found")
-            await _reject(self.request, sink, self.record, exc409, self.started)
+            await reject(self.request, sink, self.record, exc409, self.started)
             return
         try:
-            _check_required_fields("responses", body)
-            entry, thinking = await _resolve_model(api_key, body)
+            check_required_fields("responses", body)
+            entry, thinking = await resolve_model(api_key, body)
             if self.warmup:
                 self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
                 await self._warm_up(body)
                 return
             ticket = await limits.admit(api_key, entry.provider)
         except (Rejection, limits.LimitExceeded) as exc:
-            await _reject(self.request, sink, self.record, exc, self.started)
+            await reject(self.request, sink, self.record, exc, self.started)
             return
         self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
         job = Job(self.request, "responses", "responses", body, api_key, entry, True, self.record, self.started,
