@@ -152,6 +152,8 @@ class CredentialAdmin(admin.ModelAdmin):
 
     @admin.display(description="State", ordering="status")
     def state_text(self, obj: Credential) -> str:
+        if obj.status != Credential.Status.ACTIVE and obj.status_reason and obj.status_reason in (obj.last_error or ""):
+            return obj.get_status_display()  # its reason is the Last error column's text: not twice in one row
         return _wrapped(self.state_line(obj, timezone.now()), 70)
 
     @admin.display(description="Token expires in")
