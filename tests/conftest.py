@@ -241,8 +241,9 @@ def credential_factory(db: None, fake: FakeUpstreams) -> Callable[..., Any]:
     return make
 
 
-def wait_for_usage(count: int, timeout: float = 5.0) -> list[Any]:
-    """The usage records, once at least ``count`` exist (the writer batches)."""
+def wait_for_usage(count: int, timeout: float = 15.0) -> list[Any]:
+    """The usage records, once at least ``count`` exist (the writer batches; a loaded machine can hold
+    its SQLite write for seconds, so the wait is generous: it returns as soon as the rows are there)."""
     from gateway.models import UsageRecord
 
     deadline = time.monotonic() + timeout
