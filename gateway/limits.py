@@ -283,16 +283,21 @@ def _note_share(key: str, tokens: int) -> None:
 
 
 async def _flush_shares() -> None:
-    await asyncio.sleep(SHARE_FLUSH_SECONDS)
-    pending = dict(_share_pending)
-    _share_pending.clear()
-    store = shared.backend()
-    try:
-        # The pool last: a key's tokens never show up before the pool's that include them.
-        for key in sorted(pending, key=lambda k: k.startswith("fs:pool:")):
-            await store.record(key, pending[key], FAIR_SHARE_WINDOW_SECONDS)
-    except shared.SharedStateError as exc:
-        _log_fail_open(exc)
+    # Tokens noted while a write is under way see this task running and start none of their own:
+    # loop until nothing is pending, or they would wait for the next request.
+    while True:
+        await asyncio.sleep(SHARE_FLUSH_SECONDS)
+        pending = dict(_share_pending)
+        _share_pending.clear()
+        store = shared.backend()
+        try:
+            # The pool last: a key's tokens never show up before the pool's that include them.
+            for key in sorted(pending, key=lambda k: k.startswith("fs:pool:")):
+                await store.record(key, pending[key], FAIR_SHARE_WINDOW_SECONDS)
+        except shared.SharedStateError as exc:
+            _log_fail_open(exc)
+        if not _share_pending:
+            return
 
 
 # --- cost -------------------------------------------------------------------------------------

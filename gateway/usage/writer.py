@@ -158,7 +158,10 @@ async def _flush_later() -> None:
         written = await _aflush_once()
         if not _has_work():
             await _in_writer_thread(_close_connection)
-            return
+            # A row recorded while the connection closed saw this task running and started none:
+            # return only if nothing came (no await between this check and the return).
+            if not _has_work():
+                return
         delay = FLUSH_SECONDS if written else min(delay * 2, MAX_RETRY_SECONDS)
 
 

@@ -85,6 +85,33 @@ def test_a_record_queued_while_a_flush_is_writing_is_written_without_another_req
     assert usage.idle() and _journal_lines() == 0
 
 
+def test_a_record_queued_while_the_flush_closes_its_connection_is_written_without_another_request(monkeypatch):
+    # Closing a Postgres connection takes a moment: a row recorded then found the flush task still
+    # running, started none, and waited for the next request (CI caught it on Postgres).
+    monkeypatch.setattr(usage, "FLUSH_SECONDS", 0.01)
+    closing, release = threading.Event(), threading.Event()
+    close = usage._close_connection
+
+    def slow_close():
+        if not closing.is_set():
+            closing.set()
+            release.wait(5)
+        close()
+
+    monkeypatch.setattr(usage, "_close_connection", slow_close)
+
+    async def scenario():
+        usage.record_usage(_row("first"))
+        await asyncio.to_thread(closing.wait, 5)
+        usage.record_usage(_row("second"))  # the flush task wrote "first" and is closing its connection
+        release.set()
+        await _until_idle()
+
+    _run(scenario())
+    assert sorted(UsageRecord.objects.values_list("endpoint", flat=True)) == ["first", "second"]
+    assert usage.idle() and _journal_lines() == 0
+
+
 def test_records_whose_key_update_fails_are_written_once(monkeypatch, api_key_factory):
     api_key, _ = api_key_factory()
 
