@@ -109,7 +109,10 @@ async def relay(job: Job, send: Send) -> None:
     try:
         await _deliver(job, send, route, opened, meter)
     except asyncio.CancelledError:
-        job.record.outcome = Outcome.CLIENT_CANCELLED
+        # A client that hangs up after its whole answer (the row already went to the writer, which
+        # may not have written it yet) was served: the queued row must not change under the writer.
+        if not job.recorded:
+            job.record.outcome = Outcome.CLIENT_CANCELLED
         raise
     finally:
         opened.response.close()
