@@ -10,7 +10,8 @@ import tempfile
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -204,3 +205,17 @@ class TcpForwarder:
                 except OSError:
                     pass
             source.close()  # each socket is closed by the thread reading it
+
+
+@contextmanager
+def two_daphnes(env: dict[str, str]) -> Iterator[tuple[Server, Server]]:
+    """Two daphne processes on the same env, started side by side (half the wait of one after the other)."""
+    started = [daphne(env), daphne(env)]
+    with ExitStack() as stack:
+        with ThreadPoolExecutor(2) as executor:
+            entering = [executor.submit(cm.__enter__) for cm in started]
+        for cm, future in zip(started, entering):
+            if future.exception() is None:
+                stack.push(cm.__exit__)
+        a, b = (future.result() for future in entering)
+        yield a, b

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -12,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import REDIS_TEST_PREFIX
-from tests.servers import Server, daphne, server_env, session_database_url
+from tests.servers import Server, server_env, session_database_url, two_daphnes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,15 +22,8 @@ BODY = {"model": "claude-sonnet-4-6", "max_tokens": 20, "messages": [{"role": "u
 def servers(shared_backend: str, catalog_seeded: None, fake: Any) -> Iterator[tuple[Server, Server]]:
     env = server_env(fake, session_database_url(), REDIS_URL=settings.REDIS_URL,
                      PROXYHUB_REDIS_PREFIX=REDIS_TEST_PREFIX, PROXYHUB_BACKGROUND_REFRESH="false")
-    started = [daphne(env), daphne(env)]
-    with ExitStack() as stack:
-        with ThreadPoolExecutor(2) as executor:
-            entering = [executor.submit(cm.__enter__) for cm in started]
-        for cm, future in zip(started, entering):
-            if future.exception() is None:
-                stack.push(cm.__exit__)
-        a, b = (future.result() for future in entering)
-        yield a, b
+    with two_daphnes(env) as pair:
+        yield pair
 
 
 def post(server: Server, key: str, body: dict[str, Any] = BODY, path: str = "/v1/messages") -> httpx.Response:

@@ -2,8 +2,6 @@
 in the client's format, across processes, while a valid key from the same address keeps working."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any, Iterator
 
@@ -14,7 +12,7 @@ from django.utils import timezone
 
 from accounts.services import revoke_key
 from tests.conftest import REDIS_TEST_PREFIX
-from tests.servers import Server, daphne, server_env, session_database_url
+from tests.servers import Server, server_env, session_database_url, two_daphnes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,15 +86,8 @@ def test_a_limit_of_zero_turns_the_throttle_off(gateway, settings):
 def two_servers(shared_backend: str, catalog_seeded: None, fake: Any) -> Iterator[tuple[Server, Server]]:
     env = server_env(fake, session_database_url(), REDIS_URL=settings.REDIS_URL,
                      PROXYHUB_REDIS_PREFIX=REDIS_TEST_PREFIX, PROXYHUB_BACKGROUND_REFRESH="false")
-    started = [daphne(env), daphne(env)]
-    with ExitStack() as stack:
-        with ThreadPoolExecutor(2) as executor:
-            entering = [executor.submit(cm.__enter__) for cm in started]
-        for cm, future in zip(started, entering):
-            if future.exception() is None:
-                stack.push(cm.__exit__)
-        a, b = (future.result() for future in entering)
-        yield a, b
+    with two_daphnes(env) as pair:
+        yield pair
 
 
 def test_the_wrong_key_throttle_holds_across_two_processes(two_servers, api_key_factory, credential_factory):
