@@ -18,7 +18,7 @@ from credentials import alert_admin  # noqa: F401  (registers the alert history)
 from credentials import audit
 from credentials.groups import GroupsField
 from credentials.models import AuditEntry, Credential, Model
-from credentials.refresh import RefreshFailed, refresh_now
+from credentials.refresh import RefreshError, refresh_now
 from credentials.urls import admin_urlpatterns
 from credentials.window_display import gauges
 
@@ -191,7 +191,7 @@ class CredentialAdmin(admin.ModelAdmin):
             try:
                 with audit.operation("credential.refreshed"):
                     fresh = refresh_now(credential)
-            except RefreshFailed as exc:
+            except RefreshError as exc:
                 state = "needs re-login" if exc.permanent else "try again later"
                 audit.record("credential.refresh_failed", target=credential, reason=str(exc)[:300], outcome=state)
                 messages.error(request, f"{credential}: refresh failed ({state}): {exc}")

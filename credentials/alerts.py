@@ -406,7 +406,7 @@ def deliver(alert_id: int, lease: datetime | None = None) -> None:
     AlertEvent.objects.filter(pk=alert_id).update(lease_until=None)
 
 
-class WebhookRefused(Exception):
+class WebhookRefusedError(Exception):
     """The webhook answered with a non-2xx status."""
 
 
@@ -414,7 +414,7 @@ def _post_webhook(alert: AlertEvent) -> None:
     response = httpx.post(settings.PROXYHUB_ALERT_WEBHOOK_URL, json=payload(alert), timeout=WEBHOOK_TIMEOUT,
                           trust_env=False)
     if not 200 <= response.status_code < 300:
-        raise WebhookRefused(f"HTTP {response.status_code}")
+        raise WebhookRefusedError(f"HTTP {response.status_code}")
 
 
 def _send_email(alert: AlertEvent) -> None:
@@ -428,6 +428,6 @@ def _send_email(alert: AlertEvent) -> None:
 
 def _describe(exc: Exception) -> str:
     """A failure without the URL (a webhook URL is a secret): the status, or the exception's class."""
-    if isinstance(exc, WebhookRefused):
+    if isinstance(exc, WebhookRefusedError):
         return str(exc)
     return type(exc).__name__

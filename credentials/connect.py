@@ -8,7 +8,7 @@ thin and only show what these functions return or raise.
     finish(pending_id, pasted, ...) -> Connected(credential, created), or raises:
 
     ConnectError                  message is safe to show: it never holds a token or the pasted code
-     ├── LoginExpired             unknown, finished or older than 15 min: start again
+     ├── LoginExpiredError             unknown, finished or older than 15 min: start again
      ├── PasteError               nothing usable pasted, or the state is not this login's: paste again
      └── ExchangeError            the token endpoint refused the code (``permanent``,
                                   e.g. invalid_grant) or could not be reached: nothing saved
@@ -88,7 +88,7 @@ class ConnectError(Exception):
         self.provider = provider
 
 
-class LoginExpired(ConnectError):
+class LoginExpiredError(ConnectError):
     pass
 
 
@@ -144,16 +144,16 @@ def authorize_url(pending: PendingLogin) -> str:
 
 
 def pending_login(pending_id: UUID | str, *, user: Any = None) -> PendingLogin:
-    """The live pending login ``pending_id`` (started by ``user`` when given); raises LoginExpired."""
+    """The live pending login ``pending_id`` (started by ``user`` when given); raises LoginExpiredError."""
     query = PendingLogin.objects.filter(pk=pending_id)
     if user is not None:
         query = query.filter(started_by=user)
     pending = query.first()
     if pending is None:
-        raise LoginExpired("This login is finished or no longer exists. Start the connection again.")
+        raise LoginExpiredError("This login is finished or no longer exists. Start the connection again.")
     minutes = int(PendingLogin.LIFETIME.total_seconds() // 60)
     if pending.is_expired(_now()):
-        raise LoginExpired(f"This login expired: a login must be completed within {minutes} minutes. "
+        raise LoginExpiredError(f"This login expired: a login must be completed within {minutes} minutes. "
                            "Start the connection again.", provider=pending.provider)
     return pending
 

@@ -49,7 +49,7 @@ async def aclose_client() -> None:
         await _clients.pop(key).aclose()
 
 
-class RefreshFailed(Exception):
+class RefreshError(Exception):
     """The credential could not be refreshed; ``permanent`` means it needs re-login."""
 
     def __init__(self, message: str, permanent: bool) -> None:
@@ -86,10 +86,10 @@ async def _refresh_claimed(credential: Credential, client: httpx.AsyncClient) ->
                 return newer
         await sync_to_async(services.mark_needs_relogin)(credential.pk, f"refresh failed: {exc.message}")
         logger.warning("credential %s needs re-login: %s", credential.pk, exc.code or exc.status)
-        raise RefreshFailed(exc.message, permanent=True) from None
+        raise RefreshError(exc.message, permanent=True) from None
     except OAuthError as exc:
         await sync_to_async(services.release_refresh)(credential.pk)
-        raise RefreshFailed(exc.message, permanent=False) from None
+        raise RefreshError(exc.message, permanent=False) from None
     except BaseException:
         await sync_to_async(services.release_refresh)(credential.pk)
         raise
@@ -104,11 +104,11 @@ async def _wait_for_other_process(credential_id: int, version: int, client: http
         if fresh.token_version != version:
             return fresh
         if fresh.status != Credential.Status.ACTIVE:
-            raise RefreshFailed(fresh.status_reason or "credential is not active", permanent=True)
+            raise RefreshError(fresh.status_reason or "credential is not active", permanent=True)
         if fresh.refresh_lock_until is None:
             # The other process gave up (transient failure); try ourselves.
             return await _refresh_or_wait(fresh, version, client)
-    raise RefreshFailed("timed out waiting for another process to refresh", permanent=False)
+    raise RefreshError("timed out waiting for another process to refresh", permanent=False)
 
 
 async def arefresh_due(margin_seconds: int) -> dict[int, str]:
@@ -118,7 +118,7 @@ async def arefresh_due(margin_seconds: int) -> dict[int, str]:
         try:
             await arefresh(credential)
             outcomes[credential.pk] = "refreshed"
-        except RefreshFailed as exc:
+        except RefreshError as exc:
             outcomes[credential.pk] = "needs re-login" if exc.permanent else "failed, will retry"
     return outcomes
 
@@ -136,7 +136,7 @@ async def run_refresher(interval: float, margin_seconds: int) -> None:
 
 
 def refresh_now(credential: Credential) -> Credential:
-    """Refresh one credential from sync code (admin actions, commands); raises RefreshFailed."""
+    """Refresh one credential from sync code (admin actions, commands); raises RefreshError."""
 
     async def run() -> Credential:
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0),

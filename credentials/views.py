@@ -59,7 +59,7 @@ def connect_paste(request: HttpRequest, pending_id: UUID, *, model_admin: admin.
     _require_add_permission(request, model_admin)
     try:
         pending = connect.pending_login(pending_id, user=request.user)
-    except connect.LoginExpired as exc:
+    except connect.LoginExpiredError as exc:
         return _expired(request, model_admin, exc)
     provider_flow = connect.FLOWS[pending.provider]
     form = PasteForm(request.POST or None, paste_label=provider_flow.paste_label)
@@ -68,7 +68,7 @@ def connect_paste(request: HttpRequest, pending_id: UUID, *, model_admin: admin.
         pasted = form.cleaned_data["pasted"]
         try:
             result = connect.finish(pending.pk, pasted, label=form.cleaned_data["label"], user=request.user)
-        except connect.LoginExpired as exc:
+        except connect.LoginExpiredError as exc:
             return _expired(request, model_admin, exc)
         except connect.ConnectError as exc:
             error = exc.message

@@ -9,7 +9,7 @@ and the others skip it.  A failing endpoint keeps the last known windows; the
 next period tries again.  Answers are stored in the one shape of
 credentials.window_state, merged with what headers reported.
 
-Errors: PollFailed (the endpoint could not be read; the caller keeps old data).
+Errors: PollError (the endpoint could not be read; the caller keeps old data).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from credentials import window_state
 from credentials.models import Credential, Provider
-from credentials.refresh import RefreshFailed, arefresh, token_client
+from credentials.refresh import RefreshError, arefresh, token_client
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ TIMEOUT = 15.0
 _failing: set[int] = set()  # credentials whose last poll in this process failed (logged once per episode)
 
 
-class PollFailed(Exception):
+class PollError(Exception):
     """The usage endpoint gave no usable answer (network, status, body); keep the last known windows."""
 
 
@@ -93,35 +93,35 @@ async def _get(client: httpx.AsyncClient, credential: Credential) -> httpx.Respo
     try:
         return await client.get(url, headers=headers, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        raise PollFailed(f"usage endpoint unreachable ({type(exc).__name__})") from None
+        raise PollError(f"usage endpoint unreachable ({type(exc).__name__})") from None
 
 
 async def apoll(credential: Credential, client: httpx.AsyncClient | None = None) -> dict[str, Any]:
-    """The credential's windows as its provider's usage endpoint reports them; raises PollFailed.
+    """The credential's windows as its provider's usage endpoint reports them; raises PollError.
 
     A 401 means the access token expired: refresh it (single-flight, as on
     the request path) and ask once more.
     """
     if credential.provider == Provider.CODEX and not credential.account_id:
-        raise PollFailed("no ChatGPT account id to ask with")
+        raise PollError("no ChatGPT account id to ask with")
     client = client or token_client(credential.proxy_url)
     response = await _get(client, credential)
     if response.status_code == 401 and credential.refresh_token:
         try:
             credential = await arefresh(credential, client=client)
-        except RefreshFailed as exc:
-            raise PollFailed(f"token refresh failed: {exc}") from None
+        except RefreshError as exc:
+            raise PollError(f"token refresh failed: {exc}") from None
         response = await _get(client, credential)
     if response.status_code != 200:
-        raise PollFailed(f"usage endpoint answered {response.status_code}")
+        raise PollError(f"usage endpoint answered {response.status_code}")
     try:
         data = response.json()
     except ValueError:
-        raise PollFailed("usage endpoint answered something that is not JSON") from None
+        raise PollError("usage endpoint answered something that is not JSON") from None
     parse = window_state.claude_usage if credential.provider == Provider.CLAUDE else window_state.codex_usage
     fresh = parse(data)
     if not any(isinstance(v, dict) for v in fresh.values()):
-        raise PollFailed("usage endpoint answered no window this version understands")
+        raise PollError("usage endpoint answered no window this version understands")
     return fresh
 
 
@@ -133,7 +133,7 @@ async def apoll_due(interval: float) -> dict[int, str]:
             continue  # another process polls it this period
         try:
             fresh = await apoll(credential)
-        except PollFailed as exc:
+        except PollError as exc:
             _log_failure(credential, str(exc))
             outcomes[credential.pk] = "failed, kept the last known windows"
             continue
@@ -185,7 +185,7 @@ def poll_now(credential_ids: list[int] | None = None) -> dict[int, str]:
                                          proxy=credential.proxy_url or None, trust_env=False) as client:
                 try:
                     fresh = await apoll(credential, client)
-                except PollFailed as exc:
+                except PollError as exc:
                     outcomes[credential.pk] = f"failed: {exc}"
                     continue
             await sync_to_async(save_polled)(credential.pk, fresh)

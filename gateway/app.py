@@ -19,7 +19,7 @@ from gateway import catalog, daphne_compat, fastjson, keycache, keyguard, limits
 from gateway.catalog import Entry
 from gateway.formats.errors import error_body
 from gateway.http import (
-    BodyTooLarge, ClientGone, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
+    BodyTooLargeError, ClientGoneError, Receive, Request, Scope, Send, read_body, send_bytes, send_error, send_json,
 )
 from gateway.model_list import anthropic_models, available_entries, openai_models
 from gateway.request_context import adopt as adopt_request_id
@@ -156,11 +156,11 @@ async def _cancel_on_disconnect(work: Awaitable[None], receive: Receive) -> None
 async def _read_json(request: Request, receive: Receive, send: Send) -> dict[str, Any] | None:
     try:
         raw = await read_body(receive, settings.PROXYHUB_MAX_BODY_BYTES)
-    except BodyTooLarge:
+    except BodyTooLargeError:
         await send_error(send, request.client_format, 413,
                          f"Request body larger than {settings.PROXYHUB_MAX_BODY_BYTES} bytes.")
         return None
-    except ClientGone:
+    except ClientGoneError:
         return None
     try:
         body = fastjson.loads(raw)
@@ -219,7 +219,7 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         check_required_fields(endpoint, body)
         entry, thinking = await resolve_model(api_key, body)
         ticket = await limits.admit(api_key, entry.provider)  # every limit of the key, one round trip
-    except (Rejection, limits.LimitExceeded) as exc:
+    except (Rejection, limits.LimitExceededError) as exc:
         await reject(request, send, record, exc, started)
         return
     record.provider, record.upstream_model = entry.provider, entry.upstream_model
@@ -274,7 +274,7 @@ async def resolve_model(api_key: ApiKey, body: dict[str, Any]) -> tuple[Entry, s
 
 async def reject(request: Request, send: Send, record: UsageRow, exc: Exception, started: float) -> None:
     """Answer a refused request in the client's format; it still leaves a usage record (written first)."""
-    if isinstance(exc, limits.LimitExceeded):
+    if isinstance(exc, limits.LimitExceededError):
         status, code = 429, "rate_limit_exceeded"
         seconds = str(max(int(exc.retry_after + 0.999), 1))
         message, headers = f"{exc.message} Try again in {seconds} s.", {"retry-after": seconds}

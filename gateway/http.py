@@ -14,11 +14,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class BodyTooLarge(Exception):
+class BodyTooLargeError(Exception):
     pass
 
 
-class ClientGone(Exception):
+class ClientGoneError(Exception):
     """The client disconnected before its request body arrived."""
 
 
@@ -57,11 +57,11 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone()
+            raise ClientGoneError()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge()
+            raise BodyTooLargeError()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

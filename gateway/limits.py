@@ -65,7 +65,7 @@ _share_flush: asyncio.Task[None] | None = None
 SHARE_FLUSH_SECONDS = 1.0
 
 
-class LimitExceeded(Exception):
+class LimitExceededError(Exception):
     """A key's limit refuses the request: ``message`` names the limit, ``retry_after`` is in seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
@@ -167,7 +167,7 @@ def _has_limits(api_key: ApiKey) -> bool:
 
 
 async def admit(api_key: ApiKey, provider: str) -> Ticket:
-    """Check every limit of ``api_key`` before the upstream call; raises LimitExceeded naming the limit.
+    """Check every limit of ``api_key`` before the upstream call; raises LimitExceededError naming the limit.
 
     Call finish() with the ticket when the request ends (in a finally).
     """
@@ -203,19 +203,19 @@ async def admit(api_key: ApiKey, provider: str) -> Ticket:
     return ticket
 
 
-def _refusal(api_key: ApiKey, verdict: shared.Admission, counters: list[Counter], now: datetime) -> LimitExceeded:
+def _refusal(api_key: ApiKey, verdict: shared.Admission, counters: list[Counter], now: datetime) -> LimitExceededError:
     if verdict.refused_by == "rate":
-        return LimitExceeded(f"This key is limited to {api_key.requests_per_minute} requests per minute.",
+        return LimitExceededError(f"This key is limited to {api_key.requests_per_minute} requests per minute.",
                              verdict.retry_after)
     if verdict.refused_by == "slot":
         waited = f" (waited {api_key.queue_wait_seconds:g} s for a slot)" if api_key.queue_wait_seconds else ""
-        return LimitExceeded(f"This key is limited to {api_key.concurrency_limit} concurrent requests{waited}.", 1.0)
+        return LimitExceededError(f"This key is limited to {api_key.concurrency_limit} concurrent requests{waited}.", 1.0)
     for counter in counters:
         if counter.key == verdict.refused_by:
             alerts.key_budget(api_key.prefix, counter.name, verdict.counters.get(counter.key, counter.limit),
                               counter.limit, counter.period)
-            return LimitExceeded(_describe(counter), (counter.ends - now).total_seconds())
-    return LimitExceeded("This key reached one of its limits.", 60.0)
+            return LimitExceededError(_describe(counter), (counter.ends - now).total_seconds())
+    return LimitExceededError("This key reached one of its limits.", 60.0)
 
 
 async def _renew(api_key_id: int, holder: str) -> None:
@@ -407,7 +407,7 @@ async def _check_fair_share(api_key: ApiKey, provider: str) -> None:
         return
     share = Decimal(api_key.pool_share_percent or 0)
     if mine > everyone * share / 100:
-        raise LimitExceeded(
+        raise LimitExceededError(
             f"The {PROVIDER_NAMES.get(provider, provider)} pool is under pressure (an account is past "
             f"{float(settings.PROXYHUB_FAIR_SHARE_THRESHOLD):g}% of its 5-hour window) and this key used more than its "
             f"fair share of {float(share):g}% of the pool's tokens over the last 5 hours ({mine} of {everyone}).", wait)

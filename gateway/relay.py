@@ -19,7 +19,7 @@ from django.conf import settings
 from accounts.models import ApiKey
 from credentials import alerts
 from credentials.models import Credential
-from credentials.refresh import RefreshFailed, arefresh
+from credentials.refresh import RefreshError, arefresh
 from gateway import fastjson, pool
 from gateway.catalog import Entry
 from gateway.formats.conversation import conversation_key
@@ -35,8 +35,8 @@ from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
 from gateway.upstream import codex_body
 from gateway.upstream.base import (
-    CredentialUnusable, UpstreamAuthFailed, UpstreamError, UpstreamRateLimited, UpstreamRejected,
-    UpstreamUnavailable,
+    CredentialUnusableError, UpstreamAuthError, UpstreamError, UpstreamRateLimitedError, UpstreamRejectedError,
+    UpstreamUnavailableError,
 )
 from gateway.upstream.client import session
 from gateway.upstream.registry import UPSTREAMS
@@ -142,6 +142,8 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, 
     """An upstream response with a 2xx status, trying credentials in turn."""
     provider = job.entry.provider
     conversation = conversation_key(job.request.headers, job.body, job.api_key.prefix)
+    if conversation != job.api_key.prefix:  # the key itself is the fallback, not a conversation
+        job.record.conversation = conversation[:64]
     tried: set[int] = set()
     last: UpstreamError | None = None
     for attempt in range(settings.PROXYHUB_MAX_ATTEMPTS):
@@ -154,17 +156,17 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, 
         job.record.attempts = attempt + 1
         try:
             opened, credential, error = await _try_credential(job, upstream, body, credential)
-        except RefreshFailed as exc:
+        except RefreshError as exc:
             tried.add(credential.pk)
             if exc.permanent:
                 pool.forget(credential)
-            last = last or UpstreamUnavailable(503, f"token refresh failed: {exc}")
+            last = last or UpstreamUnavailableError(503, f"token refresh failed: {exc}")
             continue
         if opened is not None:
             return opened, credential
         assert error is not None
         last = error
-        if isinstance(error, UpstreamRejected):
+        if isinstance(error, UpstreamRejectedError):
             raise _rejected(error)
         await _sideline(credential, error)
         tried.add(credential.pk)
@@ -191,17 +193,17 @@ async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credent
             if not reconnected and not isinstance(exc, aiohttp.ClientConnectorError):
                 reconnected = True
                 continue
-            return None, credential, UpstreamUnavailable(
+            return None, credential, UpstreamUnavailableError(
                 502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return None, credential, UpstreamUnavailable(
+            return None, credential, UpstreamUnavailableError(
                 502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
         if response.status < 400:
             return await _vetted(response, upstream, call.stream, credential)
         raw = await response.read()
         response.release()
         error = upstream.classify(response.status, response.headers, raw)
-        if isinstance(error, UpstreamAuthFailed) and not refreshed:
+        if isinstance(error, UpstreamAuthError) and not refreshed:
             refreshed = True
             credential = await _refreshed(credential)
             continue
@@ -233,7 +235,7 @@ async def _vetted(response: aiohttp.ClientResponse, upstream: Any, stream: bool,
                 break
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         response.close()
-        return None, credential, UpstreamUnavailable(
+        return None, credential, UpstreamUnavailableError(
             502, f"upstream stream failed ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
     return Opened(response, head), credential, None
 
@@ -247,11 +249,11 @@ async def _refreshed(credential: Credential) -> Credential:
 async def _sideline(credential: Credential, error: UpstreamError) -> None:
     """Keep a failing credential out of the way for as long as its error says."""
     reason = f"{error.status} {error.error_type or ''} {error.message}".strip()[:200]
-    if isinstance(error, UpstreamAuthFailed):
+    if isinstance(error, UpstreamAuthError):
         await pool.take_out(credential, Credential.Status.NEEDS_RELOGIN, f"rejected after refresh: {reason}")
-    elif isinstance(error, CredentialUnusable):
+    elif isinstance(error, CredentialUnusableError):
         await pool.take_out(credential, Credential.Status.DISABLED, reason)
-    elif isinstance(error, (UpstreamRateLimited, UpstreamUnavailable)):
+    elif isinstance(error, (UpstreamRateLimitedError, UpstreamUnavailableError)):
         await pool.cool_down(credential, error.cooldown or settings.PROXYHUB_COOLDOWN_THROTTLE, reason)
     logger.warning("credential %s failed: %s %s", credential.pk, error.status, error.error_type or "")
 
@@ -283,7 +285,7 @@ def _rate_limited(job: Job, retry_after: float, message: str) -> Failure:
 
 
 def _exhausted(job: Job, last: UpstreamError) -> Failure:
-    if isinstance(last, UpstreamRateLimited):
+    if isinstance(last, UpstreamRateLimitedError):
         return _rate_limited(job, last.cooldown or settings.PROXYHUB_COOLDOWN_THROTTLE, "The upstream is rate-limiting.")
     return Failure(502, f"Upstream failed: {last.message}")
 

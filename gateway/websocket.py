@@ -257,7 +257,7 @@ class Response:
                 await self._warm_up(body)
                 return
             ticket = await limits.admit(api_key, entry.provider)
-        except (Rejection, limits.LimitExceeded) as exc:
+        except (Rejection, limits.LimitExceededError) as exc:
             await reject(self.request, sink, self.record, exc, self.started)
             return
         self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model

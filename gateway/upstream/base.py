@@ -1,11 +1,11 @@
 """What every upstream module provides, and the errors the retry loop reads.
 
-    UpstreamError                  (status, message, headers, body)
-     ├── UpstreamUnavailable       network, timeout, 5xx, overloaded: cool down briefly, try the next credential
-     ├── UpstreamRateLimited       429 / usage window exhausted: cool down until the reset, try the next credential
-     ├── UpstreamAuthFailed        401: refresh the token once and retry; after that, the credential needs re-login
-     ├── CredentialUnusable        the account cannot serve this at all (plan, scope): disable it, try the next
-     └── UpstreamRejected          a 4xx about the request itself: pass it back to the client, no retry
+    UpstreamError                    (status, message, headers, body)
+     ├── UpstreamUnavailableError    network, timeout, 5xx, overloaded: cool down briefly, try the next credential
+     ├── UpstreamRateLimitedError    429 / usage window exhausted: cool down until the reset, try the next credential
+     ├── UpstreamAuthError           401: refresh the token once and retry; after that, the credential needs re-login
+     ├── CredentialUnusableError     the account cannot serve this at all (plan, scope): disable it, try the next
+     └── UpstreamRejectedError       a 4xx about the request itself: pass it back to the client, no retry
 """
 from __future__ import annotations
 
@@ -28,23 +28,23 @@ class UpstreamError(Exception):
         self.error_type = error_type
 
 
-class UpstreamUnavailable(UpstreamError):
+class UpstreamUnavailableError(UpstreamError):
     retryable = True
 
 
-class UpstreamRateLimited(UpstreamError):
+class UpstreamRateLimitedError(UpstreamError):
     retryable = True
 
 
-class UpstreamAuthFailed(UpstreamError):
+class UpstreamAuthError(UpstreamError):
     retryable = True
 
 
-class CredentialUnusable(UpstreamError):
+class CredentialUnusableError(UpstreamError):
     retryable = True
 
 
-class UpstreamRejected(UpstreamError):
+class UpstreamRejectedError(UpstreamError):
     retryable = False
 
 

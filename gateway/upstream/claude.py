@@ -11,8 +11,8 @@ from gateway.formats.errors import upstream_error_message
 from gateway.formats.sse import Event
 from gateway.upstream import claude_body
 from gateway.upstream.base import (
-    CredentialUnusable, UpstreamAuthFailed, UpstreamCall, UpstreamError, UpstreamRateLimited,
-    UpstreamRejected, UpstreamUnavailable, json_or_none,
+    CredentialUnusableError, UpstreamAuthError, UpstreamCall, UpstreamError, UpstreamRateLimitedError,
+    UpstreamRejectedError, UpstreamUnavailableError, json_or_none,
 )
 from gateway.upstream.ratelimits import claude_rejected_until, claude_windows, retry_after_seconds
 
@@ -64,9 +64,9 @@ class Claude:
         error = (event.object() or {}).get("error") or {}
         error_type, message = error.get("type"), str(error.get("message") or "upstream error")
         if error_type == "rate_limit_error":
-            return UpstreamRateLimited(429, message, cooldown=settings.PROXYHUB_COOLDOWN_THROTTLE, error_type=error_type)
+            return UpstreamRateLimitedError(429, message, cooldown=settings.PROXYHUB_COOLDOWN_THROTTLE, error_type=error_type)
         if error_type in ("overloaded_error", "api_error"):
-            return UpstreamUnavailable(529, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=error_type)
+            return UpstreamUnavailableError(529, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=error_type)
         return True  # about the request itself: the client sees it in its stream
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
@@ -77,17 +77,17 @@ class Claude:
         message = upstream_error_message(body, f"upstream returned HTTP {status}")
         kwargs = {"headers": headers, "body": body, "error_type": error_type}
         if status == 401:
-            return UpstreamAuthFailed(status, message, **kwargs)
+            return UpstreamAuthError(status, message, **kwargs)
         if status == 403 and error_type == "permission_error":
-            return CredentialUnusable(status, message, **kwargs)
+            return CredentialUnusableError(status, message, **kwargs)
         if status == 429:
             until = claude_rejected_until(headers)
             if until is not None:
-                return UpstreamRateLimited(status, message, cooldown=max(until - time.time(), 1.0) + 2, **kwargs)
+                return UpstreamRateLimitedError(status, message, cooldown=max(until - time.time(), 1.0) + 2, **kwargs)
             retry = retry_after_seconds(headers)
             cooldown = retry if retry is not None else settings.PROXYHUB_COOLDOWN_THROTTLE
-            return UpstreamRateLimited(status, message, cooldown=cooldown, **kwargs)
+            return UpstreamRateLimitedError(status, message, cooldown=cooldown, **kwargs)
         if status == 529 or status >= 500:
-            return UpstreamUnavailable(status, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, **kwargs)
-        return UpstreamRejected(status, message, **kwargs)
+            return UpstreamUnavailableError(status, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, **kwargs)
+        return UpstreamRejectedError(status, message, **kwargs)
 

@@ -14,8 +14,8 @@ from gateway import fastjson
 from gateway.formats.errors import upstream_error_message
 from gateway.formats.sse import Event
 from gateway.upstream.base import (
-    CredentialUnusable, UpstreamAuthFailed, UpstreamCall, UpstreamError, UpstreamRateLimited,
-    UpstreamRejected, UpstreamUnavailable, json_or_none,
+    CredentialUnusableError, UpstreamAuthError, UpstreamCall, UpstreamError, UpstreamRateLimitedError,
+    UpstreamRejectedError, UpstreamUnavailableError, json_or_none,
 )
 from gateway.upstream.ratelimits import codex_windows, retry_after_seconds
 
@@ -61,11 +61,11 @@ class Codex:
         error = (data.get("response") or {}).get("error") or data
         code, message = str(error.get("code") or ""), str(error.get("message") or "upstream error")
         if code == "usage_not_included":
-            return CredentialUnusable(403, message, error_type=code)
+            return CredentialUnusableError(403, message, error_type=code)
         if code in ("rate_limit_exceeded", "usage_limit_reached", "insufficient_quota"):
-            return UpstreamRateLimited(429, message, cooldown=_stream_cooldown(code, message), error_type=code)
+            return UpstreamRateLimitedError(429, message, cooldown=_stream_cooldown(code, message), error_type=code)
         if code == "server_error":
-            return UpstreamUnavailable(502, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=code)
+            return UpstreamUnavailableError(502, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=code)
         return True  # context_length_exceeded and the like: the client's to see
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
@@ -76,14 +76,14 @@ class Codex:
         message = upstream_error_message(body, f"upstream returned HTTP {status}")
         kwargs = {"headers": headers, "body": body, "error_type": error_type or None}
         if error_type == "usage_not_included":
-            return CredentialUnusable(status, message, **kwargs)
+            return CredentialUnusableError(status, message, **kwargs)
         if status == 401:
-            return UpstreamAuthFailed(status, message, **kwargs)
+            return UpstreamAuthError(status, message, **kwargs)
         if status == 429 or error_type == "usage_limit_reached":
-            return UpstreamRateLimited(status, message, cooldown=_usage_cooldown(err, headers), **kwargs)
+            return UpstreamRateLimitedError(status, message, cooldown=_usage_cooldown(err, headers), **kwargs)
         if status >= 500:
-            return UpstreamUnavailable(status, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, **kwargs)
-        return UpstreamRejected(status, message, **kwargs)
+            return UpstreamUnavailableError(status, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, **kwargs)
+        return UpstreamRejectedError(status, message, **kwargs)
 
 
 def _usage_cooldown(err: Mapping[str, Any], headers: Mapping[str, str]) -> float:

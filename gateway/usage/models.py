@@ -42,12 +42,17 @@ class UsageRecord(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the first byte sent to the client.")
     is_check = models.BooleanField(default=False, help_text="A key check (doctor / the Check button), not real work.")
+    conversation = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="The client's conversation (Claude Code / Codex session, prompt_cache_key); empty when it sent none.")
 
     class Meta:
         app_label = "gateway"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["api_key", "created_at"]),
+            # The per-conversation cache report reads one key's conversations over a period.
+            models.Index(fields=["api_key", "conversation", "created_at"], name="usage_record_conversation"),
             models.Index(fields=["user", "created_at"]),
             models.Index(fields=["requested_model", "created_at"]),
             # The admin's outcome filter: a page and its (capped) count of rare errors without a table scan.

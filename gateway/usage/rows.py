@@ -54,6 +54,7 @@ class UsageRow:
     attempts: int = 1
     duration_ms: int = 0
     ttfb_ms: int | None = None
+    conversation: str = ""  # the client's session (formats.conversation), "" when it named none
     is_check: bool = False  # sent by `doctor` / the Check button (x-proxyhub-check: 1), not real work
 
     def to_json(self) -> dict[str, Any]:
