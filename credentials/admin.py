@@ -18,6 +18,7 @@ from credentials import alert_admin  # noqa: F401  (registers the alert history)
 from credentials import audit
 from credentials.groups import GroupsField
 from credentials.models import AuditEntry, Credential, Model
+from credentials.readonly_admin import ReadOnlyAdmin
 from credentials.refresh import RefreshError, refresh_now
 from credentials.urls import admin_urlpatterns
 from credentials.window_display import gauges
@@ -250,7 +251,7 @@ class ModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """The audit trail, read-only: nobody edits or deletes history from the admin."""
 
     list_display = ("at", "actor", "action", "target", "address", "changes")
@@ -266,12 +267,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description="what changed")
     def changes(self, obj: AuditEntry) -> str:
         return audit.summary(obj.detail)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False

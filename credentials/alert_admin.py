@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from credentials.alert_models import AlertEvent
+from credentials.readonly_admin import ReadOnlyAdmin
 
 
 class EpisodeFilter(admin.SimpleListFilter):
@@ -24,7 +25,7 @@ class EpisodeFilter(admin.SimpleListFilter):
 
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(admin.ModelAdmin):
+class AlertEventAdmin(ReadOnlyAdmin):
     """Nobody edits or deletes alert history from the admin; it shows what was sent and how delivery went."""
 
     list_display = ("created_at", "event", "subject", "detail", "ongoing", "resolved_at", "webhook", "email")
@@ -56,15 +57,6 @@ class AlertEventAdmin(admin.ModelAdmin):
     @admin.display(description="e-mail")
     def email(self, obj: AlertEvent) -> str:
         return _delivery(obj.get_email_status_display(), obj.email_attempts)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AlertEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AlertEvent | None = None) -> bool:
-        return False
 
 
 def _delivery(status: str, attempts: int) -> str:
