@@ -10,7 +10,8 @@ which enforces Anthropic's conversation rules (PROTOCOLS.md §6.11 items 2-6):
         {"role": "user", "content": [tool_result call_a1, text "also"]}]
 
 The ``apply_*`` helpers then set the request parameters (thinking, sampling,
-tool_choice) on the finished body, in the order :func:`finish_request` runs them.
+tool_choice) on the finished body, and :func:`finish_request` applies what the
+API refuses while thinking is on (``thinking_rules``, shared with the Claude upstream).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import json
 import re
 from typing import Any, Iterable, TypedDict
 
+from gateway.translate import thinking_rules
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import (
     EFFORT_TO_BUDGET,
@@ -27,6 +29,7 @@ from gateway.translate.mapping import (
     adaptive_effort,
     shorten_tool_names,
 )
+from gateway.translate.thinking_rules import MIN_BUDGET
 
 Block = dict[str, Any]
 Turn = tuple[str, list[Block]]
@@ -43,7 +46,6 @@ MISSING_RESULT = "(no result)"
 # item 6); OpenAI formats allow an assistant greeting first. Neutral, as LiteLLM's.
 CONVERSATION_START = "."
 JSON_OBJECT_INSTRUCTION = "Respond only with a single valid JSON object. Do not add any other text."
-MIN_THINKING_BUDGET = 1024
 
 _INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
@@ -298,32 +300,10 @@ def apply_reasoning(body: dict[str, Any], effort: Any, target: Target) -> None:
     budget, max_tokens = EFFORT_TO_BUDGET[effort], int(body["max_tokens"])
     if budget >= max_tokens:
         limit = max(target.max_tokens, max_tokens)
-        max_tokens = max(min(budget + MIN_THINKING_BUDGET, limit), 2 * MIN_THINKING_BUDGET)
-        budget = min(budget, max_tokens - MIN_THINKING_BUDGET)
+        max_tokens = max(min(budget + MIN_BUDGET, limit), 2 * MIN_BUDGET)
+        budget = min(budget, max_tokens - MIN_BUDGET)
     body["max_tokens"] = max_tokens
     body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-
-
-def thinking_on(body: dict[str, Any]) -> bool:
-    return body.get("thinking", {}).get("type") in ("enabled", "adaptive")
-
-
-def drop_thinking_for_unsigned_tool_turn(body: dict[str, Any]) -> None:
-    """Turn thinking off when the last assistant turn has tool_use but no thinking block.
-
-    Anthropic rejects such a turn while thinking is on (PROTOCOLS.md §6.11 item 8).
-    """
-    if not thinking_on(body):
-        return
-    last = next((m for m in reversed(body["messages"]) if m["role"] == "assistant"), None)
-    if last is None:
-        return
-    types = {b.get("type") for b in last["content"]}
-    if "tool_use" in types and not types & {"thinking", "redacted_thinking"}:
-        del body["thinking"]
-        body.get("output_config", {}).pop("effort", None)
-        if not body.get("output_config"):
-            body.pop("output_config", None)
 
 
 def apply_sampling(body: dict[str, Any], temperature: Any, top_p: Any) -> None:
@@ -332,21 +312,6 @@ def apply_sampling(body: dict[str, Any], temperature: Any, top_p: Any) -> None:
         body["temperature"] = min(max(float(temperature), 0.0), 1.0)
     elif isinstance(top_p, (int, float)):
         body["top_p"] = float(top_p)
-
-
-def apply_thinking_constraints(body: dict[str, Any]) -> None:
-    """Drop what Anthropic rejects while thinking is on (PROTOCOLS.md §1.5)."""
-    if not thinking_on(body):
-        return
-    if body.get("temperature", 1) != 1:
-        del body["temperature"]
-    body.pop("top_k", None)
-    if body.get("top_p", 1) < 0.95:
-        del body["top_p"]
-    choice = body.get("tool_choice")
-    if choice and choice["type"] in ("any", "tool"):
-        body["tool_choice"] = {k: v for k, v in choice.items() if k == "disable_parallel_tool_use"}
-        body["tool_choice"]["type"] = "auto"
 
 
 def tool_choice(choice: Any, parallel: Any, names: ToolNames) -> dict[str, Any] | None:
@@ -411,19 +376,9 @@ def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def drop_final_thinking(body: dict[str, Any]) -> None:
-    """Without thinking, a final (prefill) assistant message may not hold thinking blocks."""
-    last = body["messages"][-1]
-    if thinking_on(body) or last["role"] != "assistant":
-        return
-    last["content"] = [b for b in last["content"] if b.get("type") not in ("thinking", "redacted_thinking")]
-    if not last["content"]:
-        body["messages"].pop()
-
-
 def finish_request(body: dict[str, Any]) -> dict[str, Any]:
     """Run the rules that look at the whole body: thinking vs tool turns, then §1.5."""
-    drop_thinking_for_unsigned_tool_turn(body)
-    drop_final_thinking(body)
-    apply_thinking_constraints(body)
-    return body
+    if thinking_rules.thinking_on(body) and thinking_rules.unsigned_tool_turn(body["messages"]):
+        # The effort was apply_reasoning's, part of the thinking that goes.
+        body = thinking_rules.without_effort(thinking_rules.thinking_off(body))
+    return thinking_rules.enforce(thinking_rules.without_final_thinking(body))

@@ -19,10 +19,10 @@ from gateway.translate.mapping import (
     adaptive_effort,
     budget_to_effort,
 )
+from gateway.translate.thinking_rules import MIN_BUDGET
 
 _SUFFIX = re.compile(r"^(?P<name>.+?)\((?P<value>[^()]*)\)$")
 LEVELS = ("minimal", "low", "medium", "high", "xhigh", "max", "auto", "none")
-MIN_BUDGET = 1024
 
 
 def split_model(model: str) -> tuple[str, str]:

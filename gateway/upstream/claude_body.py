@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from gateway import fastjson
+from gateway.translate import thinking_rules
 from gateway.translate.mapping import FOREIGN_SIGNATURE_PREFIX
 
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
@@ -70,28 +71,6 @@ def _room_for_a_cache_mark(body: Mapping[str, Any]) -> bool:
     return dumped.count(b'"cache_control":') < 4 and b'"ttl":"1h"' not in dumped
 
 
-def enforce_thinking_rules(body: dict[str, Any]) -> dict[str, Any]:
-    """Drop parameters the API rejects while thinking is on (PROTOCOLS.md §1.5)."""
-    thinking = body.get("thinking") or {}
-    if thinking.get("type") not in ("enabled", "adaptive"):
-        if "temperature" in body and "top_p" in body:
-            body = {k: v for k, v in body.items() if k != "top_p"}
-        return body
-    out = {k: v for k, v in body.items() if k != "top_k"}
-    if out.get("temperature") not in (None, 1, 1.0):
-        out.pop("temperature")
-    if "top_p" in out and (out["top_p"] < 0.95 or "temperature" in out):
-        out.pop("top_p")
-    choice = out.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
-        out["tool_choice"] = {"type": "auto", **({"disable_parallel_tool_use": True}
-                                                 if choice.get("disable_parallel_tool_use") else {})}
-    budget = thinking.get("budget_tokens")
-    if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= out.get("max_tokens", 0):
-        out["max_tokens"] = budget + 1024
-    return out
-
-
 @lru_cache(maxsize=4096)  # two hashes and a dump per request, for a handful of distinct answers
 def stable_user_id(credential_key: str, account_id: str, session_seed: str) -> str:
     """A Claude-Code-like ``metadata.user_id`` that stays the same per credential and client."""
@@ -122,35 +101,9 @@ def drop_foreign_thinking(body: dict[str, Any]) -> dict[str, Any]:
                 continue
             message = {**message, "content": kept}
         cleaned.append(message)
-    return _thinking_off_for_unsigned_tool_turn({**body, "messages": cleaned})
-
-
-def _thinking_off_for_unsigned_tool_turn(body: dict[str, Any]) -> dict[str, Any]:
-    """Turn thinking off when the last tool_use turn lost its (foreign) thinking block.
-
-    With thinking on, Anthropic rejects a last assistant tool_use turn that does
-    not open with thinking (PROTOCOLS.md §1.5, §6.11 item 8); a GPT turn's
-    thinking was just dropped, so there is nothing to send back in its place.
-    ``clear_thinking`` context edits need thinking on, so they go too.
-    """
-    if (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):
-        return body
-    last = next((m for m in reversed(body["messages"]) if isinstance(m, dict) and m.get("role") == "assistant"), None)
-    content = last.get("content") if last else None
-    if not isinstance(content, list) or not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
-        return body
-    if isinstance(content[0], dict) and content[0].get("type") in ("thinking", "redacted_thinking"):
-        return body
-    out = {k: v for k, v in body.items() if k != "thinking"}
-    management = out.get("context_management")
-    if isinstance(management, dict) and isinstance(management.get("edits"), list):
-        edits = [e for e in management["edits"]
-                 if not (isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking"))]
-        if edits:
-            out["context_management"] = {**management, "edits": edits}
-        else:
-            out.pop("context_management")
-    return out
+    # A GPT turn's thinking was just dropped, so its tool_use turn may now lack the
+    # thinking block the API requires while thinking is on: nothing can stand in for it.
+    return thinking_rules.off_for_unsigned_tool_turn({**body, "messages": cleaned})
 
 
 def _foreign_thinking(block: Any) -> bool:
@@ -163,7 +116,7 @@ def prepare(body: dict[str, Any], *, passthrough: bool, user_id: str) -> dict[st
     body = drop_foreign_thinking(body)
     if passthrough:
         return body
-    out = enforce_thinking_rules(with_identity(body))
+    out = thinking_rules.enforce(with_identity(body))
     metadata = out.get("metadata") or {}
     if not metadata.get("user_id"):
         out["metadata"] = {**metadata, "user_id": user_id}

@@ -1,4 +1,4 @@
-"""Claude upstream body rules: identity block, cache marks, betas, thinking constraints."""
+"""Claude upstream body rules: identity block, cache marks, betas (the thinking rules: tests/translate/test_thinking_rules.py)."""
 from __future__ import annotations
 
 from gateway.upstream import claude_body
@@ -30,14 +30,6 @@ def test_existing_identity_is_not_doubled():
 def test_client_betas_are_merged_with_ours_without_duplicates():
     merged = claude_body.merge_betas("a, oauth-2025-04-20,b", ["oauth-2025-04-20", "c"])
     assert merged == "a,oauth-2025-04-20,b,c"
-
-
-def test_thinking_rules_drop_what_the_api_rejects():
-    body = {"max_tokens": 1000, "thinking": {"type": "enabled", "budget_tokens": 2048}, "temperature": 0.2,
-            "top_k": 5, "top_p": 0.5, "tool_choice": {"type": "tool", "name": "x"}, "messages": MSG}
-    out = claude_body.enforce_thinking_rules(body)
-    assert "temperature" not in out and "top_k" not in out and "top_p" not in out
-    assert out["tool_choice"] == {"type": "auto"} and out["max_tokens"] == 2048 + 1024
 
 
 def test_codex_body_drops_fields_the_backend_rejects():
