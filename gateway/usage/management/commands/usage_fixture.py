@@ -4,7 +4,9 @@
 
 Rows go through gateway.usage.store.write_rows() in batches, exactly as the
 gateway's writer sends them, so rollups (and anything else write_rows keeps)
-are maintained as in production. Users ``fixture-user-NN`` with keys
+are maintained as in production. Each key works in conversations (a Claude
+Code / Codex session) of up to two hours each; its Chat Completions rows name
+none, as a plain Chat client sends no session. Users ``fixture-user-NN`` with keys
 ``fixture-NN`` and a few disabled, token-less ``fixture-*`` credentials are
 created when missing (disabled, so the pool never routes real traffic
 through them). ``--seed`` fixes the mix; every run adds new rows.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator
@@ -34,6 +37,8 @@ LEVELS = ("low", "medium", "high", "xhigh")
 ENDPOINTS = {"claude": ("messages", "messages", "messages", "chat_completions"),
              "codex": ("responses", "responses", "chat_completions")}
 # (outcome, weight, status code): most requests succeed, as in a healthy team.
+# How long a fixture conversation lasts: a key's rows within one such window share a conversation.
+SESSION_SECONDS = 7200
 OUTCOMES = ((Outcome.OK, 950, 200), (Outcome.UPSTREAM_ERROR, 30, 529), (Outcome.CLIENT_CANCELLED, 15, 200),
             (Outcome.REJECTED, 5, 429))
 
@@ -178,8 +183,9 @@ def _row(sender: Sender, at: datetime, outcome: tuple[str, int, int], credential
     endpoints = ENDPOINTS.get(provider, ("messages",))
     accounts = credentials[provider]
     output = draw["output"] if answered else 0
+    endpoint = endpoints[int(pick * 7919) % len(endpoints)]
     return UsageRow(
-        endpoint=endpoints[int(pick * 7919) % len(endpoints)], uid=ids[:32], request_id="req_" + ids[32:],
+        endpoint=endpoint, uid=ids[:32], request_id="req_" + ids[32:],
         created_at=at, api_key_id=sender.key_id, user_id=sender.user_id, key_prefix=sender.prefix,
         credential_id=None if rejected else accounts[int(pick * 104729) % len(accounts)], provider=provider,
         requested_model=requested, upstream_model=name, stream=draw["stream"], status_code=status, outcome=kind,
@@ -190,4 +196,10 @@ def _row(sender: Sender, at: datetime, outcome: tuple[str, int, int], credential
         output_tokens=output, reasoning_tokens=output // 3 if "(" in requested else 0,
         attempts=1 if answered or rejected else draw["attempts"], duration_ms=0 if rejected else draw["duration"],
         ttfb_ms=min(draw["duration"], draw["ttfb"]) if answered else None,
+        conversation="" if endpoint == "chat_completions" else _conversation(sender.key_id, at),
     )
+
+
+def _conversation(key_id: int, at: datetime) -> str:
+    """A session id shaped like Claude Code's and Codex's (a UUID), the same for a key's rows in one window."""
+    return str(uuid.UUID(int=(key_id << 64) | int(at.timestamp() // SESSION_SECONDS)))

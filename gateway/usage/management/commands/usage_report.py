@@ -6,21 +6,34 @@ import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.usage.reports import GROUPS, usage_totals
+from accounts.models import ApiKey
+from gateway.usage import conversations
+from gateway.usage.reports import GROUPS, Range, totals
+
+CONVERSATION = "conversation"
 
 
 class Command(BaseCommand):
     help = ("Print usage totals, one row per key, user, model, day, credential or provider "
-            "(all time, or --days / --since / --until; read from the rollups).")
+            "(all time, or --days / --since / --until; read from the rollups), or the top conversations "
+            "with their cache hit rate (--by conversation, newest first or by --order cost; read from the "
+            "records, so only as far back as they are kept).")
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--by", choices=sorted(GROUPS), default="key")
+        parser.add_argument("--by", choices=sorted((*GROUPS, CONVERSATION)), default="key")
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
         parser.add_argument("--days", type=int, help="the last N UTC days, today included")
         parser.add_argument("--since", type=_moment, help="YYYY-MM-DD or an ISO time (UTC unless it says)")
         parser.add_argument("--until", type=_moment, help="exclusive; a date means its midnight")
+        parser.add_argument("--key", metavar="PREFIX", help="only this key's usage")
+        parser.add_argument("--user", metavar="USERNAME", help="only this user's usage")
+        parser.add_argument("--order", choices=conversations.ORDERS, default="recent",
+                            help="--by conversation: newest first (default) or costliest first")
+        parser.add_argument("--limit", type=int, default=conversations.LIMIT,
+                            help=f"--by conversation: at most this many (default {conversations.LIMIT})")
 
     def handle(self, *args: Any, **options: Any) -> None:
         since, until = options["since"], options["until"]
@@ -29,7 +42,15 @@ class Command(BaseCommand):
                 raise CommandError("--days takes a number >= 1, and not with --since.")
             today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
             since = today - timedelta(days=options["days"] - 1)
-        rows = usage_totals(options["by"], since=since, until=until)
+        if options["limit"] < 1:
+            raise CommandError("--limit takes a number >= 1.")
+        scope = {"api_key": _key(options["key"]), "user": _user(options["user"])}
+        span = Range.of(since, until)
+        if options["by"] == CONVERSATION:
+            rows = [_plain(r) for r in conversations.conversations(
+                span, order=options["order"], limit=options["limit"], **scope)]
+        else:
+            rows = totals(options["by"], span, **scope)
         fmt = options["format"]
         if fmt == "json":
             self.stdout.write(json.dumps(rows, indent=2))
@@ -47,6 +68,29 @@ def _moment(value: str) -> datetime:
     except ValueError:
         raise CommandError(f"Not a date or time: {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).") from None
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def _key(prefix: str | None) -> ApiKey | None:
+    if prefix is None:
+        return None
+    key = ApiKey.objects.filter(prefix=prefix).first()
+    if key is None:
+        raise CommandError(f"No key with the prefix {prefix!r}.")
+    return key
+
+
+def _user(username: str | None) -> Any:
+    if username is None:
+        return None
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise CommandError(f"No user {username!r}.")
+    return user
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A conversations() row in COLUMNS order, its times as ISO text (JSON has no datetime)."""
+    return {c: row[c].isoformat() if isinstance(row[c], datetime) else row[c] for c in conversations.COLUMNS}
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

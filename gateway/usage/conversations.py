@@ -1,0 +1,202 @@
+"""Usage per conversation (a Claude Code or Codex session, a ``prompt_cache_key``): the prompt cache's hit rate.
+
+The rollups have no conversation column, so this report reads UsageRecord,
+and it is built to touch few rows at a million:
+
+- ordered by most recent (the default), it walks the records newest first
+  (the ``created_at`` index, or ``(api_key, created_at)`` / ``(user,
+  created_at)`` when narrowed) only until it has met ``limit`` conversations,
+  then sums just those through the ``(api_key, conversation, created_at)``
+  index: a few thousand rows whatever the period;
+- ordered by cost, every record of the period is summed (a conversation's
+  cost is known only from all of its rows), so it costs what the period holds.
+
+Rows whose client named no conversation (``conversation = ""``: a plain Chat
+Completions or SDK client) are left out: they are one key's unrelated
+requests, not a conversation, and the per-key report already counts them.
+Key checks (``is_check``) are left out too: a check is never a conversation.
+
+A row's cost uses reports.model_prices(), as every report; its hit rate is
+reports.cache_hit_rate(): cache reads over the whole prompt (input + cache
+read + cache write).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterator
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+
+from accounts.models import ApiKey
+from gateway.usage import reports
+from gateway.usage.models import UsageRecord
+from gateway.usage.rows import base_model
+
+ORDERS = ("recent", "cost")
+LIMIT = 50
+# The keys of a conversations() row shown in tables and files, in order (the CSV header); a row also
+# holds api_key_id, for links.
+COLUMNS = ("conversation", "key_prefix", "key_name", "user", "first_seen", "last_seen", "requests", "models",
+           "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", reports.COST,
+           reports.HIT_RATE)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Conversations summed per query (two IN lists of at most this many values).
+PAIRS_PER_QUERY = 500
+# Records read per round trip while looking for the newest conversations.
+SCAN_CHUNK = 2000
+# The column per token sum, named as in the other reports.
+TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+
+
+@dataclass
+class _Conversation:
+    api_key_id: int | None
+    conversation: str
+    key_prefix: str = ""
+    user_id: int | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    # model -> [requests, *TOKENS]: a conversation may switch models, each priced at its own rates
+    per_model: dict[str, list[int]] = field(default_factory=dict)
+    cost: Decimal | None = None
+
+    def total(self, index: int) -> int:
+        return sum(v[index] for v in self.per_model.values())
+
+
+def conversations(span: reports.Range, *, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None,
+                  order: str = "recent", limit: int = LIMIT) -> list[dict[str, Any]]:
+    """The top ``limit`` conversations of ``span``, newest first (``order="recent"``, by last seen) or costliest
+    first (``"cost"``; unpriced ones last), narrowed to one user's or one key's records when given.
+
+    Each row has COLUMNS: the conversation id, its key's prefix and name, the key's owner, the first
+    and last request in the span, the requests, the models used (most used first, comma-separated),
+    the four token sums, the estimated cost (None when no model of it has prices) and the cache hit
+    rate (None without prompt tokens). Raises ValueError for an unknown ``order``.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    records = _records(span, user, api_key)
+    with _transaction():
+        if order == "recent":
+            found = _summed_pairs(records, _newest(records, limit))
+        else:
+            found = _summed(records)
+    prices = reports.model_prices() if found else {}
+    for conv in found.values():
+        conv.cost = _cost(conv, prices)
+    if order == "recent":
+        ranked = sorted(found.values(), key=lambda c: c.last_seen or EPOCH, reverse=True)
+    else:
+        ranked = sorted(found.values(), key=lambda c: (c.cost is not None, c.cost or 0, c.last_seen or EPOCH),
+                        reverse=True)
+    return _rows(ranked[:limit])
+
+
+def _records(span: reports.Range, user: AbstractBaseUser | None, api_key: ApiKey | None) -> QuerySet[UsageRecord]:
+    qs = UsageRecord.objects.filter(span.record_filter(), is_check=False).exclude(conversation="")
+    if user is not None:
+        qs = qs.filter(user_id=user.pk)
+    if api_key is not None:
+        qs = qs.filter(api_key_id=api_key.pk)
+    return qs
+
+
+def _newest(records: QuerySet[UsageRecord], limit: int) -> list[tuple[int | None, str]]:
+    """The (key, conversation) pairs of the ``limit`` most recently active conversations, newest first."""
+    seen: dict[tuple[int | None, str], None] = {}
+    rows = records.order_by("-created_at").values_list("api_key_id", "conversation")
+    for pair in rows.iterator(chunk_size=SCAN_CHUNK):
+        seen.setdefault(pair)
+        if len(seen) >= limit:
+            break
+    return list(seen)
+
+
+def _summed_pairs(records: QuerySet[UsageRecord],
+                  pairs: list[tuple[int | None, str]]) -> dict[tuple[int | None, str], _Conversation]:
+    """_summed() of just these conversations, through the (api_key, conversation, created_at) index.
+
+    ``api_key IN (...) AND conversation IN (...)``, PAIRS_PER_QUERY at a time, rather than one OR term
+    per pair: SQLite's parser nests ORs one level each and refuses a thousand of them. The lists may
+    pair a key with another key's conversation id; those are dropped here.
+    """
+    wanted = set(pairs)
+    out: dict[tuple[int | None, str], _Conversation] = {}
+    for start in range(0, len(pairs), PAIRS_PER_QUERY):
+        chunk = pairs[start:start + PAIRS_PER_QUERY]
+        keys = {k for k, _ in chunk}
+        convs = sorted({c for _, c in chunk})
+        which = Q(api_key_id__in=keys - {None}) if keys - {None} else Q()
+        if None in keys:  # a deleted key's conversations
+            which = (which | Q(api_key_id__isnull=True)) if keys - {None} else Q(api_key_id__isnull=True)
+        found = _summed(records.filter(which, conversation__in=convs))
+        out.update((pair, conv) for pair, conv in found.items() if pair in wanted)
+    return out
+
+
+def _summed(records: QuerySet[UsageRecord]) -> dict[tuple[int | None, str], _Conversation]:
+    """(key, conversation) -> its sums, from one GROUP BY per (key, conversation, model)."""
+    group = ("api_key_id", "conversation", "requested_model", "key_prefix", "user_id")
+    sums = {f"s_{t}": Sum(t) for t in TOKENS}
+    rows = (records.values(*group).annotate(first=Min("created_at"), last=Max("created_at"), n=Count("id"), **sums)
+            .order_by().values_list(*group, "first", "last", "n", *sums))
+    out: dict[tuple[int | None, str], _Conversation] = {}
+    for key_id, conv, model, prefix, user_id, first, last, n, *tokens in rows:
+        item = out.get((key_id, conv))
+        if item is None:
+            item = out[(key_id, conv)] = _Conversation(key_id, conv, prefix, user_id, first, last)
+        item.first_seen = min(item.first_seen or first, first)
+        item.last_seen = max(item.last_seen or last, last)
+        into = item.per_model.setdefault(base_model(model), [0] * (1 + len(TOKENS)))  # model(high) is its model
+        for i, value in enumerate((n, *tokens)):
+            into[i] += value or 0
+    return out
+
+
+def _cost(conv: _Conversation, prices: dict[str, reports.Prices]) -> Decimal | None:
+    """Each model's tokens at its list prices; None when none of its models has prices (as reports do)."""
+    cost: Decimal | None = None
+    for model, sums in conv.per_model.items():
+        priced = prices.get(model)
+        if priced is not None:
+            cost = (cost or Decimal(0)) + priced.cost(dict(zip(TOKENS, sums[1:])))
+    return cost
+
+
+def _rows(ranked: list[_Conversation]) -> list[dict[str, Any]]:
+    """Report rows with the keys' names and owners (one query each)."""
+    key_ids = {c.api_key_id for c in ranked} - {None}
+    names = dict(ApiKey.objects.filter(pk__in=key_ids).values_list("pk", "name")) if key_ids else {}
+    user_ids = {c.user_id for c in ranked} - {None}
+    users = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")) if user_ids else {}
+    out = []
+    for c in ranked:
+        models = sorted(c.per_model, key=lambda m: (-c.per_model[m][0], m))
+        row: dict[str, Any] = {
+            "conversation": c.conversation, "api_key_id": c.api_key_id, "key_prefix": c.key_prefix,
+            "key_name": names.get(c.api_key_id, ""), "user": users.get(c.user_id), "first_seen": c.first_seen,
+            "last_seen": c.last_seen, "requests": c.total(0), "models": ", ".join(m for m in models if m),
+            **{kind: c.total(i + 1) for i, kind in enumerate(TOKENS)},
+            reports.COST: None if c.cost is None else float(round(c.cost, 6))}
+        row[reports.HIT_RATE] = reports.cache_hit_rate(row)
+        out.append(row)
+    return out
+
+
+@contextmanager
+def _transaction() -> Iterator[None]:
+    """On Postgres, one transaction: the newest-first walk then reads a plain cursor lazily (in autocommit
+    Django declares it WITH HOLD, which runs the whole query to the end first), and a cost-ordered sum
+    may hash in memory (reports._hashing)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with reports._hashing():
+        yield
