@@ -22,14 +22,9 @@ from typing import Any, Iterable, TypedDict
 
 from gateway.translate import thinking_rules
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import (
-    EFFORT_TO_BUDGET,
-    TOOL_NAME_LIMIT,
-    Target,
-    adaptive_effort,
-    shorten_tool_names,
-)
+from gateway.translate.mapping import EFFORT_TO_BUDGET, Target, adaptive_effort
 from gateway.translate.thinking_rules import MIN_BUDGET
+from gateway.translate.tool_names import ToolNames
 
 Block = dict[str, Any]
 Turn = tuple[str, list[Block]]
@@ -165,37 +160,6 @@ def custom_input(arguments: str) -> str:
         return arguments
     raw = value.get("input") if isinstance(value, dict) else None
     return raw if isinstance(raw, str) else arguments
-
-
-class ToolNames:
-    """Client tool names <-> names Anthropic accepts (``[A-Za-z0-9_-]``, at most 64 chars).
-
-    Names that already fit map to themselves; others are cleaned and shortened
-    (``mapping.shorten_tool_names``) and mapped back in responses.
-    """
-
-    def __init__(self, names: Iterable[str]) -> None:
-        self._up: dict[str, str] = {}
-        self._down: dict[str, str] = {}
-        unique = list(dict.fromkeys(names))
-        shortened = shorten_tool_names(_clean_name(n) for n in unique)
-        for name in unique:
-            up = base = shortened[_clean_name(name)]
-            n = 0
-            while up in self._down:
-                n += 1
-                up = f"{base[:TOOL_NAME_LIMIT - len(str(n)) - 1]}_{n}"
-            self._up[name], self._down[up] = up, name
-
-    def upstream(self, name: str) -> str:
-        return self._up.get(name) or _clean_name(name)[:TOOL_NAME_LIMIT]
-
-    def client(self, name: str) -> str:
-        return self._down.get(name, name)
-
-
-def _clean_name(name: str) -> str:
-    return _INVALID_ID.sub("_", name) or "tool"
 
 
 # -- conversation rules ---------------------------------------------------------

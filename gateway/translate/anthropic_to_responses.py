@@ -32,16 +32,15 @@ from typing import Any
 from gateway.translate.anthropic_to_responses_stream import (
     StreamTranslator,
     anthropic_stop_reason,
-    client_tool_names,
-    reverse_tool_names,
     text_blocks,
     thinking_block,
     tool_use_block,
 )
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target, Usage, budget_to_effort
+from gateway.translate.tool_names import anthropic_tool_names, restoring_tool_names
 
-__all__ = ["request", "response", "StreamTranslator", "client_tool_names", "prompt_cache_key"]
+__all__ = ["request", "response", "StreamTranslator", "prompt_cache_key"]
 
 # Claude Code's first system block changes with each release and means
 # nothing to a GPT model; dropping it also keeps the prompt prefix cacheable.
@@ -93,7 +92,7 @@ def response(resp: dict[str, Any], client_body: dict[str, Any], model: str) -> d
     >>> m["id"], m["content"][0]["input"], m["stop_reason"]
     ('msg_resp_1', {'path': '.'}, 'tool_use')
     """
-    names = reverse_tool_names(client_body)
+    names = restoring_tool_names(anthropic_tool_names(client_body))
     omit = (client_body.get("thinking") or {}).get("display") == "omitted"
     content: list[dict[str, Any]] = []
     for item in resp.get("output") or []:

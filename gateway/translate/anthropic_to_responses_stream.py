@@ -27,7 +27,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from gateway.formats.sse import named_event
 from gateway.translate.codex_events import CodexEventTranslator
@@ -35,8 +35,8 @@ from gateway.translate.mapping import (
     FOREIGN_SIGNATURE_PREFIX,
     Usage,
     responses_to_anthropic_stop,
-    restoring_tool_names,
 )
+from gateway.translate.tool_names import anthropic_tool_names, restoring_tool_names
 
 _CALL_TYPES = ("function_call", "custom_tool_call")
 
@@ -49,26 +49,6 @@ _ERROR_TYPES = {
     "invalid_prompt": "invalid_request_error",
     "server_is_overloaded": "overloaded_error",
 }
-
-
-def client_tool_names(body: dict[str, Any]) -> Iterator[str]:
-    """Tool names in the order codex_body meets them in the translated body."""
-    for tool in body.get("tools") or []:
-        if isinstance(tool, dict) and tool.get("type") in (None, "custom") and tool.get("name"):
-            yield tool["name"]
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        for block in content if isinstance(content, list) else []:
-            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("name"):
-                yield block["name"]
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name"):
-        yield choice["name"]
-
-
-def reverse_tool_names(body: dict[str, Any]) -> dict[str, str]:
-    """Name sent upstream -> the client's name."""
-    return restoring_tool_names(client_tool_names(body))
 
 
 def anthropic_stop_reason(status: str | None, reason: str | None, has_tool_call: bool) -> str:
@@ -128,7 +108,7 @@ class StreamTranslator(CodexEventTranslator):
     def __init__(self, client_body: dict[str, Any], model: str) -> None:
         super().__init__()
         self._model = model
-        self._names = reverse_tool_names(client_body)
+        self._names = restoring_tool_names(anthropic_tool_names(client_body))
         self._omit_thinking = (client_body.get("thinking") or {}).get("display") == "omitted"
         self._message_id = f"msg_{uuid.uuid4().hex[:24]}"
         self._started = False

@@ -27,6 +27,7 @@ from gateway.translate.anthropic_events import AnthropicEventTranslator
 from gateway.translate.cache_marks import add_cache_marks
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import ANTHROPIC_TO_CHAT_FINISH, Target, Usage
+from gateway.translate.tool_names import ToolNames
 
 Block = build.Block
 
@@ -49,7 +50,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
     n = body.get("n")
     if isinstance(n, int) and n > 1:
         raise TranslationError("n > 1 is not supported", param="n")
-    names = build.ToolNames(_tool_names(body))
+    names = ToolNames(_tool_names(body))
     system: list[Block | None] = []
     turns: list[build.Turn] = []
     for message in body.get("messages") or []:
@@ -65,7 +66,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
     return add_cache_marks(build.finish_request(out))
 
 
-def _apply_options(out: dict[str, Any], body: dict[str, Any], names: build.ToolNames, target: Target) -> None:
+def _apply_options(out: dict[str, Any], body: dict[str, Any], names: ToolNames, target: Target) -> None:
     if "stream" in body:
         out["stream"] = bool(body["stream"])
     if stops := build.stop_sequences(body.get("stop")):
@@ -102,7 +103,7 @@ def _custom_names(body: dict[str, Any]) -> set[str]:
     return {spec["name"] for kind, spec in _declared(body) if kind == "custom"}
 
 
-def _tools(body: dict[str, Any], names: build.ToolNames) -> list[dict[str, Any]]:
+def _tools(body: dict[str, Any], names: ToolNames) -> list[dict[str, Any]]:
     result = []
     for kind, spec in _declared(body):
         name = names.upstream(spec["name"])
@@ -121,7 +122,7 @@ def _format_type(body: dict[str, Any]) -> str | None:
     return fmt.get("type") if isinstance(fmt, dict) else None
 
 
-def _add_message(message: dict[str, Any], names: build.ToolNames, system: list[Block | None], turns: list[build.Turn]) -> None:
+def _add_message(message: dict[str, Any], names: ToolNames, system: list[Block | None], turns: list[build.Turn]) -> None:
     role = message.get("role")
     content = message.get("content")
     if role in ("system", "developer"):
@@ -160,7 +161,7 @@ def _part_block(part: dict[str, Any]) -> Block | None:
     raise TranslationError(f"unsupported content part type {kind!r}", param="messages")
 
 
-def _assistant_blocks(message: dict[str, Any], names: build.ToolNames) -> list[Block]:
+def _assistant_blocks(message: dict[str, Any], names: ToolNames) -> list[Block]:
     blocks = _content_blocks(message.get("content"))
     for call in message.get("tool_calls") or []:
         if call.get("type") == "custom":
@@ -189,7 +190,7 @@ def response(msg: dict[str, Any], client_body: dict[str, Any], model: str) -> di
     -> ``{"id": "chatcmpl-msg_01", "object": "chat.completion", "choices": [{"index": 0,
     "message": {"role": "assistant", "content": "Hi", "refusal": null}, "finish_reason": "stop"}], ...}``
     """
-    names, custom = build.ToolNames(_tool_names(client_body)), _custom_names(client_body)
+    names, custom = ToolNames(_tool_names(client_body)), _custom_names(client_body)
     blocks = msg.get("content") or []
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     calls = [_tool_call(b, names, custom) for b in blocks if b.get("type") == "tool_use"]
@@ -209,7 +210,7 @@ def response(msg: dict[str, Any], client_body: dict[str, Any], model: str) -> di
     }
 
 
-def _tool_call(block: Block, names: build.ToolNames, custom: set[str]) -> ChatToolCall:
+def _tool_call(block: Block, names: ToolNames, custom: set[str]) -> ChatToolCall:
     name = names.client(block["name"])
     arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
     if name in custom:
@@ -238,7 +239,7 @@ class StreamTranslator(AnthropicEventTranslator):
         self.model = model
         super().__init__()
         self.usage = Usage()
-        self._names = build.ToolNames(_tool_names(client_body))
+        self._names = ToolNames(_tool_names(client_body))
         self._custom = _custom_names(client_body)
         self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
         self._id = "chatcmpl-" + uuid.uuid4().hex

@@ -25,12 +25,12 @@ from gateway.translate.chat_to_responses_stream import (
     StreamTranslator,
     chat_finish_reason,
     chat_id,
-    client_tool_names,
 )
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import Target, Usage, restoring_tool_names
+from gateway.translate.mapping import Target, Usage
+from gateway.translate.tool_names import chat_tool_names, restoring_tool_names
 
-__all__ = ["request", "response", "StreamTranslator", "client_tool_names"]
+__all__ = ["request", "response", "StreamTranslator"]
 
 
 def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def response(resp: dict[str, Any], client_body: dict[str, Any], model: str) -> d
     >>> r["choices"][0]["message"]["content"], r["choices"][0]["finish_reason"]
     ('Hi', 'stop')
     """
-    names = restoring_tool_names(client_tool_names(client_body))
+    names = restoring_tool_names(chat_tool_names(client_body))
     texts: list[str] = []
     refusals: list[str] = []
     reasoning: list[str] = []

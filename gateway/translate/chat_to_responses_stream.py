@@ -26,15 +26,15 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from gateway.formats.sse import DONE, data_event
 from gateway.translate.codex_events import CodexEventTranslator
 from gateway.translate.mapping import (
     Usage,
     responses_to_chat_finish,
-    restoring_tool_names,
 )
+from gateway.translate.tool_names import chat_tool_names, restoring_tool_names
 
 _CALL_TYPES = ("function_call", "custom_tool_call")
 
@@ -60,29 +60,6 @@ def chat_finish_reason(status: str | None, reason: str | None, has_tool_call: bo
     return responses_to_chat_finish(status, reason, has_tool_call)
 
 
-def client_tool_names(body: dict[str, Any]) -> Iterator[str]:
-    """Tool names in the order ``codex_body`` meets them in the translated body.
-
-    Feed them to ``restoring_tool_names`` to map a reply's names back to the client's.
-    """
-    for tool in body.get("tools") or []:
-        kind = (tool.get("type") or "function") if isinstance(tool, dict) else None
-        spec = tool.get(kind) if kind in ("function", "custom") else None
-        if isinstance(spec, dict) and spec.get("name"):
-            yield spec["name"]
-    for message in body.get("messages") or []:
-        if isinstance(message, dict) and message.get("role") == "assistant":
-            for call in message.get("tool_calls") or []:
-                spec = call.get(call.get("type") or "function") or {}
-                if spec.get("name"):
-                    yield spec["name"]
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict):
-        spec = choice.get(choice.get("type") or "function")
-        if isinstance(spec, dict) and spec.get("name"):
-            yield spec["name"]
-
-
 @dataclass
 class _Call:
     index: int
@@ -99,7 +76,7 @@ class StreamTranslator(CodexEventTranslator):
         super().__init__()
         self._model = model
         self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
-        self._names = restoring_tool_names(client_tool_names(client_body))
+        self._names = restoring_tool_names(chat_tool_names(client_body))
         self._id = chat_id(None)
         self._created = int(time.time())
         self._started = False

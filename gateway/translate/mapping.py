@@ -5,7 +5,7 @@ PROTOCOLS.md §6.8 (stop reasons), §6.9 (usage), §6.10 (effort <-> thinking bu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass
@@ -190,48 +190,3 @@ class Target:
 # "anthropic:" + signature``. Neither upstream accepts the other's blob.
 FOREIGN_SIGNATURE_PREFIX = "openai:"
 ANTHROPIC_SIGNATURE_PREFIX = "anthropic:"
-
-TOOL_NAME_LIMIT = 64
-
-
-def restoring_tool_names(names: Iterable[str]) -> dict[str, str]:
-    """Name sent upstream -> the client's name: shorten_tool_names() inverted, for replies."""
-    return {short: name for name, short in shorten_tool_names(names).items()}
-
-
-def shorten_tool_names(names: Iterable[str]) -> dict[str, str]:
-    """Map every name to one of at most 64 characters, deterministically.
-
-    Short names map to themselves and are never taken by a shortened one.
-    ``mcp__server__tool`` names keep the ``mcp__`` prefix and the last
-    segment; clashes get ``_1``, ``_2``... Invert the result to map a
-    model's call back to the client's name. The same names in the same
-    order always give the same map.
-
-    >>> shorten_tool_names(["mcp__" + "s" * 70 + "__read", "ls"])["mcp__" + "s" * 70 + "__read"]
-    'mcp__read'
-    """
-    unique = list(dict.fromkeys(names))
-    taken = {n for n in unique if len(n) <= TOOL_NAME_LIMIT}
-    result: dict[str, str] = {}
-    for name in unique:
-        if len(name) <= TOOL_NAME_LIMIT:
-            result[name] = name
-            continue
-        base = short = _short_base(name)
-        n = 0
-        while short in taken:
-            n += 1
-            suffix = f"_{n}"
-            short = base[: TOOL_NAME_LIMIT - len(suffix)] + suffix
-        taken.add(short)
-        result[name] = short
-    return result
-
-
-def _short_base(name: str) -> str:
-    if name.startswith("mcp__"):
-        last = name.rsplit("__", 1)[-1]
-        if last:
-            return ("mcp__" + last)[:TOOL_NAME_LIMIT]
-    return name[:TOOL_NAME_LIMIT]

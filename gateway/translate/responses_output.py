@@ -22,6 +22,7 @@ from typing import Any, TypedDict
 
 from gateway.translate import anthropic_build as build
 from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX
+from gateway.translate.tool_names import ToolNames
 
 SIGNATURE_PREFIX = ANTHROPIC_SIGNATURE_PREFIX
 REDACTED_PREFIX = "anthropic-redacted:"
@@ -62,7 +63,7 @@ class ResponsesTools:
                     self._add(inner, tool.get("name") or None)
             elif isinstance(tool, dict):
                 self._add(tool, None)
-        self._names = build.ToolNames(self._specs)
+        self._names = ToolNames(self._specs)
 
     def _add(self, tool: dict[str, Any], namespace: str | None) -> None:
         if tool.get("type") in ("function", "custom") and tool.get("name"):
@@ -70,7 +71,7 @@ class ResponsesTools:
             self._specs[build.qualified_name(namespace, client.name) if namespace else client.name] = (client, tool)
 
     @property
-    def names(self) -> build.ToolNames:
+    def names(self) -> ToolNames:
         return self._names
 
     def upstream(self, name: str, namespace: Any = None) -> str:

@@ -15,13 +15,13 @@ Pure: stdlib and gateway.translate only.
 """
 from __future__ import annotations
 
-import hashlib
-from typing import Any, Iterator
+from typing import Any
 
 from gateway.translate.chat_to_responses import text_options
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX, TOOL_NAME_LIMIT, shorten_tool_names
+from gateway.translate.mapping import ANTHROPIC_SIGNATURE_PREFIX
 from gateway.translate.responses_output import REDACTED_PREFIX
+from gateway.translate.tool_names import CALL_ITEM_TYPES, shorten_call_id, with_short_names
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
@@ -49,9 +49,6 @@ FORBIDDEN_FIELDS = (
     "background",
 )
 
-_CALL_ITEM_TYPES = ("function_call", "custom_tool_call")
-_NAMED_TOOL_TYPES = ("function", "custom")
-
 
 def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[str, Any]:
     """Return a copy of ``body`` that follows the Codex body rules.
@@ -59,7 +56,9 @@ def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[s
     ``hoist_instructions`` moves text-only system/developer messages into
     ``instructions`` instead of leaving them as developer input messages.
     Raises TranslationError for ``previous_response_id`` (there is no server
-    state with ``store: false``). Unchanged nested values are shared, not copied.
+    state with ``store: false``). Tool names and call ids over 64 characters
+    are shortened (``translate/tool_names.py``, which also maps them back in
+    replies). Unchanged nested values are shared, not copied.
     """
     if body.get("previous_response_id"):
         raise TranslationError(
@@ -86,8 +85,7 @@ def prepare(body: dict[str, Any], *, hoist_instructions: bool = False) -> dict[s
     out["include"] = _include(body.get("include"))
     out.setdefault("parallel_tool_calls", True)
     out["reasoning"] = _reasoning(body.get("reasoning"))
-    _shorten_names(out)
-    return out
+    return with_short_names(out)
 
 
 def prepare_compact(body: dict[str, Any]) -> dict[str, Any]:
@@ -97,21 +95,6 @@ def prepare_compact(body: dict[str, Any]) -> dict[str, Any]:
     for name in ("stream", "store", "include"):
         out.pop(name, None)
     return out
-
-
-def tool_name_map(body: dict[str, Any]) -> dict[str, str]:
-    """Client tool name -> name sent upstream, as ``prepare()`` applies it.
-
-    Invert it to restore names in a reply (only names over 64 characters change).
-    """
-    return shorten_tool_names(_tool_names(body))
-
-
-def shorten_call_id(call_id: str) -> str:
-    """Hash a call id over 64 characters down to a stable ``call_<40 hex>``."""
-    if len(call_id) <= TOOL_NAME_LIMIT:
-        return call_id
-    return "call_" + hashlib.sha256(call_id.encode()).hexdigest()[:40]
 
 
 def _input_items(value: Any) -> list[dict[str, Any]]:
@@ -148,7 +131,7 @@ def _unique_call_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(call_id, str):
             out.append(item)
             continue
-        if item.get("type") in _CALL_ITEM_TYPES:
+        if item.get("type") in CALL_ITEM_TYPES:
             seen[call_id] = seen.get(call_id, 0) + 1
             current[call_id] = call_id if seen[call_id] == 1 else shorten_call_id(f"{call_id}_{seen[call_id]}")
         renamed = current.get(call_id, call_id)
@@ -204,37 +187,3 @@ def _reasoning(value: Any) -> dict[str, Any]:
     if not reasoning.get("summary"):
         reasoning["summary"] = "auto"
     return reasoning
-
-
-def _tool_names(body: dict[str, Any]) -> Iterator[str]:
-    """Declared tool names first, then names in the history, then tool_choice."""
-    for tool in body.get("tools") or []:
-        if isinstance(tool, dict) and tool.get("type") in _NAMED_TOOL_TYPES and isinstance(tool.get("name"), str):
-            yield tool["name"]
-    input_value = body.get("input")
-    for item in input_value if isinstance(input_value, list) else []:
-        if isinstance(item, dict) and item.get("type") in _CALL_ITEM_TYPES and isinstance(item.get("name"), str):
-            yield item["name"]
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict) and isinstance(choice.get("name"), str):
-        yield choice["name"]
-
-
-def _shorten_names(out: dict[str, Any]) -> None:
-    """Rewrite over-long tool names in ``out`` (a fresh dict) in place."""
-    names = shorten_tool_names(_tool_names(out))
-    if all(k == v for k, v in names.items()):
-        return
-    if isinstance(out.get("tools"), list):
-        out["tools"] = [_renamed(t, names) if isinstance(t, dict) and t.get("type") in _NAMED_TOOL_TYPES else t
-                        for t in out["tools"]]
-    out["input"] = [_renamed(i, names) if i.get("type") in _CALL_ITEM_TYPES else i for i in out["input"]]
-    if isinstance(out.get("tool_choice"), dict):
-        out["tool_choice"] = _renamed(out["tool_choice"], names)
-
-
-def _renamed(obj: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    name = obj.get("name")
-    if not isinstance(name, str) or names.get(name, name) == name:
-        return obj
-    return {**obj, "name": names[name]}

@@ -1,5 +1,5 @@
 """Responses client to the Codex upstream: the same format, but tool names over
-64 characters were shortened on the way up (codex_body.prepare), so calls in
+64 characters were shortened on the way up (codex_body.prepare, tool_names.py), so calls in
 the reply must carry the client's names again.
 
 Only when something was renamed does this re-serialise events; otherwise the
@@ -11,26 +11,9 @@ from typing import Any
 
 from gateway.formats.sse import Event, named_event
 from gateway.formats.stream_errors import responses_error
-from gateway.upstream.codex_body import tool_name_map
+from gateway.translate.tool_names import renamed_back, with_client_names
 
-_CALL_TYPES = ("function_call", "custom_tool_call")
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
-
-
-def _reverse_map(client_body: dict[str, Any]) -> dict[str, str]:
-    return {short: name for name, short in tool_name_map(client_body).items() if short != name}
-
-
-def _restore(obj: Any, reverse: dict[str, str]) -> Any:
-    """``obj`` with every call item's upstream name replaced by the client's name."""
-    if isinstance(obj, list):
-        return [_restore(v, reverse) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    out = {k: _restore(v, reverse) for k, v in obj.items()}
-    if out.get("type") in _CALL_TYPES and out.get("name") in reverse:
-        out["name"] = reverse[out["name"]]
-    return out
 
 
 def request(body: dict[str, Any], target: Any) -> dict[str, Any]:
@@ -38,8 +21,8 @@ def request(body: dict[str, Any], target: Any) -> dict[str, Any]:
 
 
 def response(obj: dict[str, Any], client_body: dict[str, Any], model: str) -> dict[str, Any]:
-    reverse = _reverse_map(client_body)
-    return _restore(obj, reverse) if reverse else obj
+    reverse = renamed_back(client_body)
+    return with_client_names(obj, reverse) if reverse else obj
 
 
 class RenamingStream:
@@ -56,7 +39,7 @@ class RenamingStream:
             return []
         self.next_sequence = int(data.get("sequence_number", self.next_sequence - 1)) + 1
         self.done = self.done or data["type"] in _TERMINAL
-        return [named_event(_restore(data, self.reverse))]
+        return [named_event(with_client_names(data, self.reverse))]
 
     def finish(self) -> list[bytes]:
         return [] if self.done else self.fail("server_error", "upstream stream ended early")
@@ -68,5 +51,5 @@ class RenamingStream:
 
 def stream(client_body: dict[str, Any], model: str) -> RenamingStream | None:
     """A renaming translator when the request had over-long tool names; None to pass bytes through."""
-    reverse = _reverse_map(client_body)
+    reverse = renamed_back(client_body)
     return RenamingStream(reverse) if reverse else None

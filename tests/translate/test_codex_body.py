@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import shorten_tool_names
+from gateway.translate.tool_names import shorten_call_id, shorten_tool_names, tool_name_map
 from gateway.upstream import codex_body
-from gateway.upstream.codex_body import prepare, shorten_call_id, tool_name_map
+from gateway.upstream.codex_body import prepare
 
 # Shaped like a Codex CLI 0.169 follow-up turn (§7.4): no instructions,
 # developer messages, client_metadata, reasoning resent with its blob, ids on
