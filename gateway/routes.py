@@ -1,7 +1,11 @@
 """Which translator serves each (client format, upstream provider) pair.
 
 Same-format pairs pass the body through (only the model and the upstream's
-own rules change); cross-format pairs use the pure translators in translate/.
+own rules change); the others use the pure translators in translate/, each
+module named for the direction it translates: ``<client>_to_<upstream>.py``
+holds ``request()`` and ``response()`` and takes its stream translator from
+``<upstream>_to_<client>_stream.py`` (Responses to Codex only restores tool
+names shortened on the way up).
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def _same_format(body: dict[str, Any], target: Target) -> dict[str, Any]:
 PASSTHROUGH = Route(_same_format, None, None)
 
 _TRANSLATORS = {
-    ("responses", "codex"): "gateway.upstream.codex_names",
+    ("responses", "codex"): "gateway.translate.responses_to_responses",
     ("chat", "claude"): "gateway.translate.chat_to_anthropic",
     ("responses", "claude"): "gateway.translate.responses_to_anthropic",
     ("anthropic", "codex"): "gateway.translate.anthropic_to_responses",

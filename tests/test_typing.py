@@ -7,7 +7,7 @@ from mypy import api
 
 ROOT = Path(__file__).resolve().parents[1]
 PURE = ["gateway/formats", "gateway/translate", "gateway/upstream/claude_body.py", "gateway/upstream/codex_body.py",
-        "gateway/upstream/codex_names.py", "gateway/upstream/ratelimits.py", "credentials/window_state.py"]
+        "gateway/upstream/ratelimits.py", "credentials/window_state.py"]
 
 
 def test_pure_modules_pass_mypy_strict():

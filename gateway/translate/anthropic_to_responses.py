@@ -17,7 +17,7 @@ becomes::
                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List files"}]}]}
 
 ``response()`` turns a final Response object into an Anthropic message and
-``StreamTranslator`` (anthropic_to_responses_stream.py) turns Codex SSE into
+``StreamTranslator`` (responses_to_anthropic_stream.py) turns Codex SSE into
 Anthropic SSE. Reasoning comes back as a ``thinking`` block signed
 ``"openai:" + encrypted_content``; this module drops every thinking block on
 the way in, so the blob never reaches either upstream.
@@ -29,7 +29,7 @@ import json
 import uuid
 from typing import Any
 
-from gateway.translate.anthropic_to_responses_stream import (
+from gateway.translate.responses_to_anthropic_stream import (
     StreamTranslator,
     anthropic_stop_reason,
     text_blocks,

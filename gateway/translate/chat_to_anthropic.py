@@ -10,24 +10,29 @@ Request, as Droid's ``generic-chat-completion-api`` provider sends it::
         "messages": [{"role": "user", "content": [{"type": "text", "text": "List files"}]}]}
 
 The reply comes back as a ``chat.completion`` (:func:`response`) or, streamed,
-as ``chat.completion.chunk`` events from :class:`StreamTranslator`.
+as ``chat.completion.chunk`` events from :class:`StreamTranslator` (anthropic_to_chat_stream.py).
 """
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from gateway.formats.sse import DONE, data_event
-from gateway.formats.stream_errors import chat_error
 from gateway.translate import anthropic_build as build
-from gateway.translate.anthropic_events import AnthropicEventTranslator
+from gateway.translate.anthropic_to_chat_stream import (
+    StreamTranslator,
+    custom_names,
+    declared_names,
+    declared_tools,
+    finish_reason,
+)
 from gateway.translate.cache_marks import add_cache_marks
 from gateway.translate.errors import TranslationError
-from gateway.translate.mapping import ANTHROPIC_TO_CHAT_FINISH, Target, Usage
+from gateway.translate.mapping import Target, Usage
 from gateway.translate.tool_names import ToolNames
+
+__all__ = ["request", "response", "StreamTranslator"]
 
 Block = build.Block
 
@@ -50,7 +55,7 @@ def request(body: dict[str, Any], target: Target) -> dict[str, Any]:
     n = body.get("n")
     if isinstance(n, int) and n > 1:
         raise TranslationError("n > 1 is not supported", param="n")
-    names = ToolNames(_tool_names(body))
+    names = ToolNames(declared_names(body))
     system: list[Block | None] = []
     turns: list[build.Turn] = []
     for message in body.get("messages") or []:
@@ -84,28 +89,9 @@ def _apply_options(out: dict[str, Any], body: dict[str, Any], names: ToolNames, 
     build.apply_reasoning(out, body.get("reasoning_effort"), target)
 
 
-def _declared(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(type, spec) of each named ``function`` or ``custom`` tool the client declared."""
-    tools = body.get("tools")
-    for tool in tools if isinstance(tools, list) else []:
-        kind = str(tool.get("type")) if isinstance(tool, dict) else ""
-        spec = tool.get(kind) if kind in ("function", "custom") else None
-        if isinstance(spec, dict) and spec.get("name"):
-            yield kind, spec
-
-
-def _tool_names(body: dict[str, Any]) -> list[str]:
-    return [spec["name"] for _, spec in _declared(body)]
-
-
-def _custom_names(body: dict[str, Any]) -> set[str]:
-    """Freeform tools: Claude sees them taking ``{"input": string}``; the client gets the bare string back."""
-    return {spec["name"] for kind, spec in _declared(body) if kind == "custom"}
-
-
 def _tools(body: dict[str, Any], names: ToolNames) -> list[dict[str, Any]]:
     result = []
-    for kind, spec in _declared(body):
+    for kind, spec in declared_tools(body):
         name = names.upstream(spec["name"])
         if kind == "custom":
             result.append(build.custom_tool(name, spec.get("description"), spec.get("format")))
@@ -190,7 +176,7 @@ def response(msg: dict[str, Any], client_body: dict[str, Any], model: str) -> di
     -> ``{"id": "chatcmpl-msg_01", "object": "chat.completion", "choices": [{"index": 0,
     "message": {"role": "assistant", "content": "Hi", "refusal": null}, "finish_reason": "stop"}], ...}``
     """
-    names, custom = ToolNames(_tool_names(client_body)), _custom_names(client_body)
+    names, custom = ToolNames(declared_names(client_body)), custom_names(client_body)
     blocks = msg.get("content") or []
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     calls = [_tool_call(b, names, custom) for b in blocks if b.get("type") == "tool_use"]
@@ -205,7 +191,7 @@ def response(msg: dict[str, Any], client_body: dict[str, Any], model: str) -> di
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(msg.get("stop_reason"))}],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(msg.get("stop_reason"))}],
         "usage": Usage.from_anthropic(msg.get("usage")).to_chat(),
     }
 
@@ -216,131 +202,3 @@ def _tool_call(block: Block, names: ToolNames, custom: set[str]) -> ChatToolCall
     if name in custom:
         return {"id": block["id"], "type": "custom", "custom": {"name": name, "input": build.custom_input(arguments)}}
     return {"id": block["id"], "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def _finish(stop_reason: Any) -> str:
-    return ANTHROPIC_TO_CHAT_FINISH.get(stop_reason or "end_turn", "stop")
-
-
-# -- stream -------------------------------------------------------------------------
-
-class StreamTranslator(AnthropicEventTranslator):
-    """Anthropic SSE events in, ``chat.completion.chunk`` SSE bytes out (PROTOCOLS.md §2.5, §6.2).
-
-    ``content_block_start {"index": 1, "content_block": {"type": "tool_use", "id": "toolu_01A", ...}}``
-    -> ``data: {..."choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "toolu_01A",
-    "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}, ...}]}``
-
-    ``usage`` holds the latest cumulative upstream usage; ``done`` turns true once
-    ``[DONE]`` has been produced.
-    """
-
-    def __init__(self, client_body: dict[str, Any], model: str) -> None:
-        self.model = model
-        super().__init__()
-        self.usage = Usage()
-        self._names = ToolNames(_tool_names(client_body))
-        self._custom = _custom_names(client_body)
-        self._include_usage = bool((client_body.get("stream_options") or {}).get("include_usage"))
-        self._id = "chatcmpl-" + uuid.uuid4().hex
-        self._created = int(time.time())
-        self._started = False
-        self._finish: str | None = None
-        self._calls: dict[int, int] = {}  # content-block index -> tool-call index
-        self._has_args: set[int] = set()
-        # A freeform call's input arrives as JSON fragments of {"input": ...}; the
-        # client wants the bare string, so it is sent whole when the block ends.
-        self._custom_json: dict[int, list[str]] = {}
-
-    def _stop_seen(self) -> bool:
-        return self._finish is not None
-
-    def fail(self, error_type: str, message: str) -> list[bytes]:
-        if self.done:
-            return []
-        self.done = True
-        return chat_error(error_type, message)
-
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        chunk: dict[str, Any] = {
-            "id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-        if self._include_usage:
-            chunk["usage"] = None
-        return data_event(chunk)
-
-    def _on_message_start(self, data: dict[str, Any]) -> list[bytes]:
-        message = data.get("message") or {}
-        if message.get("id"):
-            self._id = "chatcmpl-" + message["id"]
-        self.usage = Usage.from_anthropic(message.get("usage"))
-        self._started = True
-        return [self._chunk({"role": "assistant", "content": ""})]
-
-    def _on_block_start(self, data: dict[str, Any]) -> list[bytes]:
-        block = data.get("content_block") or {}
-        if block.get("type") == "text" and block.get("text"):
-            return [self._chunk({"content": block["text"]})]
-        if block.get("type") != "tool_use":
-            return []
-        index = self._calls[data["index"]] = len(self._calls)
-        name = self._names.client(block.get("name", ""))
-        if name in self._custom:
-            self._custom_json[data["index"]] = [json.dumps(block["input"])] if block.get("input") else []
-            call = {"index": index, "id": block.get("id"), "type": "custom", "custom": {"name": name, "input": ""}}
-            return [self._chunk({"tool_calls": [call]})]
-        call = {"index": index, "id": block.get("id"), "type": "function", "function": {"name": name, "arguments": ""}}
-        out = [self._chunk({"tool_calls": [call]})]
-        if block.get("input"):
-            out.append(self._arguments(data["index"], json.dumps(block["input"], ensure_ascii=False)))
-        return out
-
-    def _on_block_delta(self, data: dict[str, Any]) -> list[bytes]:
-        delta = data.get("delta") or {}
-        kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
-            return [self._chunk({"content": delta["text"]})]
-        if kind == "thinking_delta" and delta.get("thinking"):
-            return [self._chunk({"reasoning_content": delta["thinking"]})]
-        if kind == "input_json_delta" and delta.get("partial_json") and data.get("index") in self._calls:
-            if data["index"] in self._custom_json:
-                self._custom_json[data["index"]].append(delta["partial_json"])
-                return []
-            return [self._arguments(data["index"], delta["partial_json"])]
-        return []
-
-    def _arguments(self, block_index: int, fragment: str) -> bytes:
-        self._has_args.add(block_index)
-        call = {"index": self._calls[block_index], "function": {"arguments": fragment}}
-        return self._chunk({"tool_calls": [call]})
-
-    def _on_block_stop(self, data: dict[str, Any]) -> list[bytes]:
-        index = data.get("index")
-        if index in self._custom_json:
-            raw = build.custom_input("".join(self._custom_json.pop(index)))
-            call = {"index": self._calls[index], "custom": {"input": raw}}
-            return [self._chunk({"tool_calls": [call]})] if raw else []
-        if index in self._calls and index not in self._has_args:
-            return [self._arguments(index, "{}")]  # clients parse the joined arguments: never leave them ""
-        return []
-
-    def _on_message_delta(self, data: dict[str, Any]) -> list[bytes]:
-        self.usage.update_anthropic(data.get("usage"))
-        self._finish = _finish((data.get("delta") or {}).get("stop_reason"))
-        return [self._chunk({}, self._finish)]
-
-    def _on_message_stop(self, data: dict[str, Any]) -> list[bytes]:
-        out = [] if self._finish is not None else [self._chunk({}, "stop")]
-        if self._include_usage:
-            out.append(data_event({
-                "id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                "model": self.model, "choices": [], "usage": self.usage.to_chat(),
-            }))
-        self.done = True
-        return out + [DONE]
-
-    def _on_error(self, data: dict[str, Any]) -> list[bytes]:
-        error = data.get("error") or {}
-        return self.fail(str(error.get("type") or "api_error"), str(error.get("message") or "upstream error"))
-

@@ -14,14 +14,14 @@ becomes::
                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List files"}]}]}
 
 ``response()`` turns a final Response object into a ``chat.completion`` and
-``StreamTranslator`` turns Codex SSE events into Chat chunks (chat_to_responses_stream.py).
+``StreamTranslator`` turns Codex SSE events into Chat chunks (responses_to_chat_stream.py).
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from gateway.translate.chat_to_responses_stream import (
+from gateway.translate.responses_to_chat_stream import (
     StreamTranslator,
     chat_finish_reason,
     chat_id,

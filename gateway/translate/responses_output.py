@@ -1,6 +1,6 @@
 """Responses-API output built from Claude's content, and the client's tool table.
 
-Used by ``responses_to_anthropic`` for both the JSON response and the stream.
+Used by ``responses_to_anthropic`` (the JSON response) and ``anthropic_to_responses_stream`` (the stream).
 One Anthropic block becomes one output item (PROTOCOLS.md §6.4):
 
     {"type": "thinking", "thinking": "Check ls", "signature": "EqQB..."}

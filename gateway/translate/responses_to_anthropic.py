@@ -19,7 +19,7 @@ talking to Claude. Request, as Codex CLI sends it (no ``instructions``)::
 Reasoning items go back to Claude as thinking blocks only when their
 ``encrypted_content`` carries this gateway's ``SIGNATURE_PREFIX`` (so it was a
 Claude signature); OpenAI's are dropped. The reply is a Response object
-(:func:`response`) or the §3.5 event stream (:class:`StreamTranslator`).
+(:func:`response`) or the §3.5 event stream (:class:`StreamTranslator`, anthropic_to_responses_stream.py).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from gateway.translate.responses_output import (
     SIGNATURE_PREFIX,
     ResponsesTools,
 )
-from gateway.translate.responses_to_anthropic_stream import StreamTranslator
+from gateway.translate.anthropic_to_responses_stream import StreamTranslator
 
 __all__ = ["SIGNATURE_PREFIX", "REDACTED_PREFIX", "StreamTranslator", "request", "response"]
 

@@ -1,248 +1,344 @@
-"""Anthropic SSE -> Responses SSE, for a Responses client talking to Claude (PROTOCOLS.md §3.5, §6.4).
+"""Codex (Responses) SSE events -> Anthropic Messages SSE: PROTOCOLS.md §6.7 and §1.8.
 
-One Anthropic content block becomes one output item::
+One instance per request. The output keeps Anthropic's strict order, which
+the anthropic SDK's ``messages.stream()`` relies on: ``message_start``; per
+output item one content block (``content_block_start``, deltas,
+``content_block_stop``) with consecutive indexes; ``message_delta`` with the
+stop reason and cumulative usage; ``message_stop``. For example::
 
-    content_block_start {"index": 0, "content_block": {"type": "text", "text": ""}}
-    content_block_delta {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}
-    content_block_stop  {"index": 0}
-    -> response.output_item.added {"output_index": 0, "item": {"id": "msg_01XY_0", "type": "message", ...}}
-       response.content_part.added, response.output_text.delta {"delta": "Hi"},
-       response.output_text.done, response.content_part.done, response.output_item.done
+    event: response.output_item.added
+    data: {"type":"response.output_item.added","output_index":0,
+           "item":{"type":"function_call","id":"fc_1","call_id":"call_a1","name":"ls","arguments":""}}
 
-A text item opens at its first non-empty delta, so an empty text block leaves
-no trace. Freeform (custom) tool input is JSON-wrapped by Claude, so it is sent
-as one ``custom_tool_call_input.delta`` when its block ends.
+becomes::
+
+    event: content_block_start
+    data: {"type":"content_block_start","index":0,
+           "content_block":{"type":"tool_use","id":"call_a1","name":"ls","input":{}}}
+
+A reasoning item becomes a ``thinking`` block fed by the summary deltas and
+closed by a ``signature_delta`` of ``"openai:" + encrypted_content``. Items
+are translated one at a time: events of a later item that arrive while one
+is still open are held back until it is done, since blocks cannot interleave.
 """
 from __future__ import annotations
 
 import json
-import time
+import re
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from gateway.formats.sse import named_event
-from gateway.translate import responses_output as out
-from gateway.translate.anthropic_events import AnthropicEventTranslator
-from gateway.translate.mapping import Usage, anthropic_to_responses_status
+from gateway.translate.from_responses_stream import FromResponsesStream
+from gateway.translate.mapping import (
+    FOREIGN_SIGNATURE_PREFIX,
+    Usage,
+    responses_to_anthropic_stop,
+)
+from gateway.translate.tool_names import anthropic_tool_names, restoring_tool_names
+
+_CALL_TYPES = ("function_call", "custom_tool_call")
+
+# Responses error codes -> Anthropic error ``type`` (§1.9); anything else is api_error.
+_ERROR_TYPES = {
+    "rate_limit_exceeded": "rate_limit_error",
+    "insufficient_quota": "billing_error",
+    "usage_not_included": "billing_error",
+    "context_length_exceeded": "invalid_request_error",
+    "invalid_prompt": "invalid_request_error",
+    "server_is_overloaded": "overloaded_error",
+}
+
+
+def anthropic_stop_reason(status: str | None, reason: str | None, has_tool_call: bool) -> str:
+    """§6.8, with any ``incomplete`` response reported as cut short, never as tool_use."""
+    if status == "incomplete":
+        return "refusal" if reason == "content_filter" else "max_tokens"
+    return responses_to_anthropic_stop(status, reason, has_tool_call)
+
+
+def tool_use_id(call_id: str) -> str:
+    """Anthropic ids allow only ``[A-Za-z0-9_-]``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", call_id) or f"toolu_{uuid.uuid4().hex[:24]}"
+
+
+def tool_input(item: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the JSON object Anthropic needs ("" -> {})."""
+    if item.get("type") == "custom_tool_call":
+        return {"input": item.get("input") or ""}
+    raw = item.get("arguments") or ""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}
+
+
+def tool_use_block(item: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    name = item.get("name") or ""
+    return {"type": "tool_use", "id": tool_use_id(item.get("call_id") or item.get("id") or ""),
+            "name": names.get(name, name), "input": tool_input(item)}
+
+
+def summary_text(item: dict[str, Any]) -> str:
+    return "\n\n".join(s.get("text") or "" for s in item.get("summary") or [] if s.get("text"))
+
+
+def thinking_block(item: dict[str, Any], omit_text: bool) -> dict[str, Any] | None:
+    """A reasoning item as a ``thinking`` block, or None when it holds nothing."""
+    text = "" if omit_text else summary_text(item)
+    blob = item.get("encrypted_content") or ""
+    if not text and not blob:
+        return None
+    return {"type": "thinking", "thinking": text, "signature": FOREIGN_SIGNATURE_PREFIX + blob}
 
 
 @dataclass
 class _Block:
-    """One Anthropic content block and the output item it feeds (``item`` None until opened)."""
-
-    kind: str  # "text" | "reasoning" | "call"
-    item_id: str
-    source: dict[str, Any]
-    item: dict[str, Any] | None = None
-    output_index: int = -1
-    parts: list[str] = field(default_factory=list)
-    part_open: bool = False
-    suffix: str = ""  # call items: the id after "fc_"/"ctc_"
+    index: int
+    kind: str  # "thinking", "text", "tool_use" or "custom" (a custom tool's tool_use)
+    streamed: bool = False  # deltas were sent
+    signature: str = FOREIGN_SIGNATURE_PREFIX  # sent when a thinking block closes
 
 
-class StreamTranslator(AnthropicEventTranslator):
-    """Anthropic SSE events in, Responses SSE bytes out, with a running ``sequence_number``.
-
-    ``usage`` holds the latest cumulative upstream usage; ``done`` turns true once
-    a terminal event (``response.completed``/``incomplete``/``failed``) has been produced.
-    """
+class StreamTranslator(FromResponsesStream):
+    """Codex SSE events -> Anthropic SSE bytes. See the module docstring."""
 
     def __init__(self, client_body: dict[str, Any], model: str) -> None:
-        self.model = model
-        self.usage = Usage()
         super().__init__()
-        self._body = client_body
-        self._tools = out.ResponsesTools(client_body.get("tools"))
-        self._base = uuid.uuid4().hex[:24]
-        self._created = int(time.time())
-        self._seq = 0
+        self._model = model
+        self._names = restoring_tool_names(anthropic_tool_names(client_body))
+        self._omit_thinking = (client_body.get("thinking") or {}).get("display") == "omitted"
+        self._message_id = f"msg_{uuid.uuid4().hex[:24]}"
         self._started = False
-        self._stop_reason: str | None = None
-        self._stopped = False
-        self._blocks: dict[int, _Block] = {}
-        self._done_items: dict[int, dict[str, Any]] = {}
         self._next_index = 0
+        self._block: _Block | None = None
+        self._active: int | None = None  # output_index of the item being translated
+        self._held: dict[int, list[dict[str, Any]]] = {}
+        self._has_call = False
 
-    # -- interface ----------------------------------------------------------------
-
-    UNFINISHED = "upstream stream ended before the response was complete"
-
-    def _stop_seen(self) -> bool:
-        return self._stopped
-
-    def fail(self, error_type: str, message: str) -> list[bytes]:
-        """An ``error`` event then ``response.failed`` (created first if nothing was sent yet)."""
-        if self.done:
+    def _on_event(self, data: dict[str, Any]) -> list[bytes]:
+        # Events of a later output item wait until the current one is finished.
+        index = data.get("output_index")
+        if isinstance(index, int) and self._active is not None and index != self._active:
+            self._held.setdefault(index, []).append(data)
             return []
-        events = [] if self._started else self._start()
-        code = out.error_code(error_type, message)
-        events.append(self._emit("error", code=code, message=message, param=None))
-        error = {"code": code, "message": message}
-        events.append(self._emit("response.failed", response=self._response("failed", error=error)))
-        self.done = True
-        return events
+        return self._dispatch(data) + self._release_held()
 
-    # -- helpers ------------------------------------------------------------------
+    # -- sequencing ------------------------------------------------------------
 
-    def _emit(self, kind: str, **fields: Any) -> bytes:
-        event = {"type": kind, "sequence_number": self._seq, **fields}
-        self._seq += 1
-        return named_event(event)
-
-    def _response(self, status: str, incomplete: Any = None, error: Any = None) -> dict[str, Any]:
-        output = [self._done_items[i] for i in sorted(self._done_items)]
-        usage = self.usage.to_responses() if status != "in_progress" else None
-        return out.response_object("resp_" + self._base, self._created, self.model, self._body, status=status,
-                                   output=output, usage=usage, incomplete=incomplete, error=error)
-
-    def _start(self) -> list[bytes]:
-        self._started = True
-        shell = self._response("in_progress")
-        return [self._emit("response.created", response=shell), self._emit("response.in_progress", response=shell)]
-
-    def _open(self, block: _Block, item: dict[str, Any]) -> bytes:
-        block.item, block.output_index = item, self._next_index
-        self._next_index += 1
-        return self._emit("response.output_item.added", output_index=block.output_index, item=item)
-
-    def _where(self, block: _Block) -> dict[str, Any]:
-        return {"item_id": block.item_id, "output_index": block.output_index}
-
-    # -- upstream events ----------------------------------------------------------
-
-    def _on_message_start(self, data: dict[str, Any]) -> list[bytes]:
-        message = data.get("message") or {}
-        if message.get("id"):
-            self._base = out.id_base(message["id"])
-        self.usage = Usage.from_anthropic(message.get("usage"))
-        return [] if self._started else self._start()
-
-    def _on_block_start(self, data: dict[str, Any]) -> list[bytes]:
-        index, source = data.get("index"), data.get("content_block") or {}
-        kind = source.get("type")
-        if not isinstance(index, int) or kind not in ("text", "thinking", "redacted_thinking", "tool_use"):
-            return []  # server-tool blocks and the like have no Responses item here
-        if kind == "text":
-            block = self._blocks[index] = _Block("text", f"msg_{self._base}_{index}", source)
-            return self._text(block, source.get("text") or "")
-        if kind == "tool_use":
-            return self._start_call(index, source)
-        block = self._blocks[index] = _Block("reasoning", f"rs_{self._base}_{index}", source)
-        events = [self._open(block, {"id": block.item_id, "type": "reasoning", "summary": []})]
-        return events + self._thinking(block, source.get("thinking") or "")
-
-    def _start_call(self, index: int, source: dict[str, Any]) -> list[bytes]:
-        suffix = f"{self._base}_{index}"
-        item = out.call_item(suffix, source.get("id", ""), source.get("name", ""), "", self._tools, "in_progress")
-        block = self._blocks[index] = _Block("call", item["id"], source, suffix=suffix)
-        events = [self._open(block, item)]
-        if source.get("input"):
-            events += self._arguments(block, json.dumps(source["input"], ensure_ascii=False))
-        return events
-
-    def _on_block_delta(self, data: dict[str, Any]) -> list[bytes]:
-        block, delta = self._blocks.get(data.get("index", -1)), data.get("delta") or {}
-        kind = delta.get("type")
-        if block is None:
+    def _dispatch(self, data: dict[str, Any]) -> list[bytes]:
+        handler = _HANDLERS.get(str(data.get("type")))
+        if handler is None or self._done:
             return []
-        if kind == "text_delta" and block.kind == "text":
-            return self._text(block, delta.get("text") or "")
-        if kind == "thinking_delta" and block.kind == "reasoning":
-            return self._thinking(block, delta.get("thinking") or "")
-        if kind == "signature_delta" and block.kind == "reasoning":
-            block.source["signature"] = block.source.get("signature", "") + (delta.get("signature") or "")
-        if kind == "input_json_delta" and block.kind == "call":
-            return self._arguments(block, delta.get("partial_json") or "")
-        return []
+        if isinstance(data.get("output_index"), int) and self._active is None:
+            self._active = data["output_index"]
+        return handler(self, data)
 
-    def _text(self, block: _Block, text: str) -> list[bytes]:
-        if not text:
+    def _release_held(self) -> list[bytes]:
+        out: list[bytes] = []
+        while self._active is None and self._held and not self._done:
+            for data in self._held.pop(min(self._held)):
+                out += self._dispatch(data)
+        return out
+
+    # -- event handlers ----------------------------------------------------------
+
+    def _on_created(self, data: dict[str, Any]) -> list[bytes]:
+        response_id = (data.get("response") or {}).get("id")
+        if response_id and not self._started:
+            self._message_id = f"msg_{response_id}"
+        return self._start()
+
+    def _on_item_added(self, data: dict[str, Any]) -> list[bytes]:
+        item = data.get("item") or {}
+        out = self._start()
+        if item.get("type") in _CALL_TYPES:
+            self._open_call(item, out)
+        return out
+
+    def _on_summary_part(self, data: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        block = self._open("thinking", out)
+        if block.streamed and not self._omit_thinking:
+            out.append(_delta(block, {"type": "thinking_delta", "thinking": "\n\n"}))
+        return out
+
+    def _on_summary_delta(self, data: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        block = self._open("thinking", out)
+        delta = data.get("delta") or ""
+        if delta and not self._omit_thinking:
+            block.streamed = True
+            out.append(_delta(block, {"type": "thinking_delta", "thinking": delta}))
+        return out
+
+    def _on_text_delta(self, data: dict[str, Any]) -> list[bytes]:
+        delta = data.get("delta") or ""
+        if not delta:  # an empty text block would be rejected when sent back to Claude
             return []
-        events = []
-        if block.item is None:
-            events.append(self._open(block, out.message_item(block.item_id, None, "in_progress")))
-            part = out.output_text("")
-            events.append(self._emit("response.content_part.added", **self._where(block), content_index=0, part=part))
-        block.parts.append(text)
-        events.append(self._emit("response.output_text.delta", **self._where(block), content_index=0, delta=text, logprobs=[]))
-        return events
+        out: list[bytes] = []
+        block = self._open("text", out)
+        block.streamed = True
+        return out + [_delta(block, {"type": "text_delta", "text": delta})]
 
-    def _thinking(self, block: _Block, text: str) -> list[bytes]:
-        if not text:
+    def _on_arguments_delta(self, data: dict[str, Any]) -> list[bytes]:
+        delta = data.get("delta") or ""
+        block = self._block
+        if block is None or block.kind not in ("tool_use", "custom") or not delta:
             return []
-        events = []
-        if not block.part_open:
-            block.part_open = True
-            part = {"type": "summary_text", "text": ""}
-            events.append(self._emit("response.reasoning_summary_part.added", **self._where(block), summary_index=0, part=part))
-        block.parts.append(text)
-        events.append(self._emit("response.reasoning_summary_text.delta", **self._where(block), summary_index=0, delta=text))
-        return events
+        if block.kind == "custom":
+            # The raw input streams as the inside of {"input": "<raw>"}.
+            delta = ('{"input": "' if not block.streamed else "") + json.dumps(delta, ensure_ascii=False)[1:-1]
+        block.streamed = True
+        return [_delta(block, {"type": "input_json_delta", "partial_json": delta})]
 
-    def _arguments(self, block: _Block, fragment: str) -> list[bytes]:
-        if not fragment:
-            return []
-        block.parts.append(fragment)
-        if block.item and block.item["type"] == "custom_tool_call":
-            return []  # sent whole at the end: the raw input hides inside {"input": "..."}
-        return [self._emit("response.function_call_arguments.delta", **self._where(block), delta=fragment)]
+    def _on_item_done(self, data: dict[str, Any]) -> list[bytes]:
+        item = data.get("item") or {}
+        kind = item.get("type")
+        out = self._start()
+        if kind == "reasoning":
+            out += self._finish_reasoning(item)
+        elif kind == "message":
+            out += self._finish_message(item)
+        elif kind in _CALL_TYPES:
+            out += self._finish_call(item)
+        out += self._close()
+        self._active = None
+        return out
 
-    def _on_block_stop(self, data: dict[str, Any]) -> list[bytes]:
-        block = self._blocks.pop(data.get("index", -1), None)
-        if block is None or block.item is None:
-            return []
-        close = {"text": self._close_text, "reasoning": self._close_reasoning, "call": self._close_call}[block.kind]
-        events = close(block)
-        self._done_items[block.output_index] = block.item
-        return events + [self._emit("response.output_item.done", output_index=block.output_index, item=block.item)]
+    def _on_terminal(self, data: dict[str, Any]) -> list[bytes]:
+        out = self._start()
+        while True:  # items the upstream never finished: close them in index order
+            out += self._close()
+            self._active = None
+            if not self._held:
+                break
+            out += self._release_held()
+        resp = data.get("response") or {}
+        status = resp.get("status") or ("incomplete" if data.get("type") == "response.incomplete" else "completed")
+        reason = (resp.get("incomplete_details") or {}).get("reason")
+        has_call = self._has_call or any((i or {}).get("type") in _CALL_TYPES for i in resp.get("output") or [])
+        delta = {"stop_reason": anthropic_stop_reason(status, reason, has_call), "stop_sequence": None}
+        usage = Usage.from_responses(resp.get("usage")).to_anthropic()
+        out.append(named_event({"type": "message_delta", "delta": delta, "usage": usage}))
+        out.append(named_event({"type": "message_stop"}))
+        self._done = True
+        return out
 
-    def _close_text(self, block: _Block) -> list[bytes]:
-        text = "".join(block.parts)
-        block.item = out.message_item(block.item_id, text)
-        where = {**self._where(block), "content_index": 0}
-        return [self._emit("response.output_text.done", **where, text=text, logprobs=[]),
-                self._emit("response.content_part.done", **where, part=out.output_text(text))]
-
-    def _close_reasoning(self, block: _Block) -> list[bytes]:
-        text = "".join(block.parts)
-        block.item = out.reasoning_item(block.item_id, {**block.source, "thinking": text})
-        if not block.part_open:
-            return []
-        where = {**self._where(block), "summary_index": 0}
-        return [self._emit("response.reasoning_summary_text.done", **where, text=text),
-                self._emit("response.reasoning_summary_part.done", **where, part={"type": "summary_text", "text": text})]
-
-    def _close_call(self, block: _Block) -> list[bytes]:
-        events = [] if block.parts else self._arguments(block, "{}")
-        arguments = "".join(block.parts) or "{}"
-        source = block.source
-        block.item = out.call_item(block.suffix, source.get("id", ""), source.get("name", ""), arguments, self._tools)
-        if block.item["type"] == "custom_tool_call":
-            raw = block.item["input"]
-            if raw:
-                events.append(self._emit("response.custom_tool_call_input.delta", **self._where(block), delta=raw))
-            return events + [self._emit("response.custom_tool_call_input.done", **self._where(block), input=raw)]
-        name = block.item["name"]
-        return events + [self._emit("response.function_call_arguments.done", **self._where(block), name=name, arguments=arguments)]
-
-    def _on_message_delta(self, data: dict[str, Any]) -> list[bytes]:
-        self.usage.update_anthropic(data.get("usage"))
-        self._stop_reason = (data.get("delta") or {}).get("stop_reason") or self._stop_reason
-        self._stopped = True
-        return []
-
-    def _on_message_stop(self, data: dict[str, Any]) -> list[bytes]:
-        events = [] if self._started else self._start()
-        for index in sorted(self._blocks):  # a block the upstream never closed
-            events += self._on_block_stop({"index": index})
-        status, incomplete = anthropic_to_responses_status(self._stop_reason)
-        kind = "response.completed" if status == "completed" else "response.incomplete"
-        events.append(self._emit(kind, response=self._response(status, incomplete)))
-        self.done = True
-        return events
+    def _on_failed(self, data: dict[str, Any]) -> list[bytes]:
+        error = (data.get("response") or {}).get("error") or {}
+        code = str(error.get("code") or "server_error")
+        return self._error(_ERROR_TYPES.get(code, "api_error"), error.get("message") or "upstream request failed")
 
     def _on_error(self, data: dict[str, Any]) -> list[bytes]:
-        error = data.get("error") or {}
-        return self.fail(str(error.get("type") or "api_error"), str(error.get("message") or "upstream error"))
+        code = str(data.get("code") or "server_error")
+        return self._error(_ERROR_TYPES.get(code, "api_error"), data.get("message") or "upstream error")
 
+    # -- finishing an item ---------------------------------------------------------
+
+    def _finish_reasoning(self, item: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        block = self._block
+        if block is None:  # no summary events: take the text from the item
+            shown = thinking_block(item, self._omit_thinking)
+            if shown is None:
+                return []
+            block = self._open("thinking", out)
+            if shown["thinking"]:
+                out.append(_delta(block, {"type": "thinking_delta", "thinking": shown["thinking"]}))
+        block.signature = FOREIGN_SIGNATURE_PREFIX + (item.get("encrypted_content") or "")
+        return out
+
+    def _finish_message(self, item: dict[str, Any]) -> list[bytes]:
+        text = "".join(b["text"] for b in text_blocks(item))
+        if self._block is not None or not text:  # already streamed, or nothing to show
+            return []
+        out: list[bytes] = []
+        block = self._open("text", out)
+        return out + [_delta(block, {"type": "text_delta", "text": text})]
+
+    def _finish_call(self, item: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        block = self._block or self._open_call(item, out)
+        if not block.streamed:
+            raw = (item.get("arguments") or "") if block.kind == "tool_use" else json.dumps(tool_input(item))
+            out += [_delta(block, {"type": "input_json_delta", "partial_json": raw})] if raw else []
+        return out  # a streamed custom input gets its closing '"}' from _close()
+
+    # -- block and event builders ----------------------------------------------------
+
+    def _start(self) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        message: dict[str, Any] = {
+            "id": self._message_id, "type": "message", "role": "assistant", "model": self._model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": Usage().to_anthropic()}
+        return [named_event({"type": "message_start", "message": message})]
+
+    def _open(self, kind: str, out: list[bytes], content_block: dict[str, Any] | None = None) -> _Block:
+        """Return the current item's block, first opening one of ``kind`` (events go to ``out``)."""
+        if self._block is not None:
+            return self._block
+        block = self._block = _Block(self._next_index, kind)
+        self._next_index += 1
+        if content_block is None:
+            content_block = {"type": "thinking", "thinking": ""} if kind == "thinking" else {"type": "text", "text": ""}
+        out += self._start()
+        out.append(named_event({"type": "content_block_start", "index": block.index, "content_block": content_block}))
+        return block
+
+    def _open_call(self, item: dict[str, Any], out: list[bytes]) -> _Block:
+        self._has_call = True
+        content_block = {**tool_use_block(item, self._names), "input": {}}
+        return self._open("custom" if item.get("type") == "custom_tool_call" else "tool_use", out, content_block)
+
+    def _close(self) -> list[bytes]:
+        block, self._block = self._block, None
+        if block is None:
+            return []
+        out = []
+        if block.kind == "thinking":  # every thinking block ends with a signature
+            out.append(_delta(block, {"type": "signature_delta", "signature": block.signature}))
+        elif block.kind == "custom" and block.streamed:
+            out.append(_delta(block, {"type": "input_json_delta", "partial_json": '"}'}))
+        out.append(named_event({"type": "content_block_stop", "index": block.index}))
+        return out
+
+    def _error(self, error_type: str, message: str) -> list[bytes]:
+        self._done = True
+        return [named_event({"type": "error", "error": {"type": error_type, "message": message}})]
+
+
+def _delta(block: _Block, delta: dict[str, Any]) -> bytes:
+    return named_event({"type": "content_block_delta", "index": block.index, "delta": delta})
+
+
+def text_blocks(item: dict[str, Any]) -> list[dict[str, str]]:
+    """A message item's output_text / refusal parts as Anthropic text blocks (none empty)."""
+    texts = []
+    for part in item.get("content") or []:
+        text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
+        if text:
+            texts.append({"type": "text", "text": text})
+    return texts
+
+
+_Handler = Callable[[StreamTranslator, dict[str, Any]], list[bytes]]
+_HANDLERS: dict[str, _Handler] = {
+    "response.created": StreamTranslator._on_created,
+    "response.output_item.added": StreamTranslator._on_item_added,
+    "response.reasoning_summary_part.added": StreamTranslator._on_summary_part,
+    "response.reasoning_summary_text.delta": StreamTranslator._on_summary_delta,
+    "response.output_text.delta": StreamTranslator._on_text_delta,
+    "response.refusal.delta": StreamTranslator._on_text_delta,
+    "response.function_call_arguments.delta": StreamTranslator._on_arguments_delta,
+    "response.custom_tool_call_input.delta": StreamTranslator._on_arguments_delta,
+    "response.output_item.done": StreamTranslator._on_item_done,
+    "response.completed": StreamTranslator._on_terminal,
+    "response.incomplete": StreamTranslator._on_terminal,
+    "response.failed": StreamTranslator._on_failed,
+    "error": StreamTranslator._on_error,
+}

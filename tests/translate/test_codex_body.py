@@ -217,7 +217,7 @@ def test_rejects_input_that_is_neither_string_nor_list() -> None:
 
 def test_long_tool_names_are_restored_in_replies_to_responses_clients():
     from gateway.formats.sse import Event, SSEParser
-    from gateway.upstream import codex_names as responses_names
+    from gateway.translate import responses_to_responses as responses_names
     from gateway.translate.mapping import Target
 
     long_name = "mcp__" + "very_long_server_name_" * 3 + "__search_documents"

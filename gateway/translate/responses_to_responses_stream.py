@@ -1,28 +1,22 @@
-"""Responses client to the Codex upstream: the same format, but tool names over
-64 characters were shortened on the way up (codex_body.prepare, tool_names.py), so calls in
-the reply must carry the client's names again.
+"""Codex (Responses) SSE -> Responses SSE, for a Responses client whose tool names were shortened. Pure.
 
-Only when something was renamed does this re-serialise events; otherwise the
-relay forwards the upstream bytes untouched.
+The format is the same, so each event is only re-serialised with the client's
+names in its call items (``tool_names.with_client_names``)::
+
+    data: {"type":"response.output_item.done","item":{"type":"function_call","name":"mcp__search",...}}
+    -> data: {"type":"response.output_item.done","item":{"type":"function_call",
+              "name":"mcp__github_enterprise_server_for_the_platform_team__search",...}}
+
+``responses_to_responses.stream()`` makes one only when a name was shortened;
+otherwise the relay forwards the upstream bytes untouched.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.formats.sse import Event, named_event
 from gateway.formats.stream_errors import responses_error
-from gateway.translate.tool_names import renamed_back, with_client_names
+from gateway.translate.tool_names import with_client_names
 
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
-
-
-def request(body: dict[str, Any], target: Any) -> dict[str, Any]:
-    return {**body, "model": target.model}
-
-
-def response(obj: dict[str, Any], client_body: dict[str, Any], model: str) -> dict[str, Any]:
-    reverse = renamed_back(client_body)
-    return with_client_names(obj, reverse) if reverse else obj
 
 
 class RenamingStream:
@@ -47,9 +41,3 @@ class RenamingStream:
     def fail(self, error_type: str, message: str) -> list[bytes]:
         self.done = True
         return responses_error(error_type, message, self.next_sequence)
-
-
-def stream(client_body: dict[str, Any], model: str) -> RenamingStream | None:
-    """A renaming translator when the request had over-long tool names; None to pass bytes through."""
-    reverse = renamed_back(client_body)
-    return RenamingStream(reverse) if reverse else None

@@ -1,4 +1,4 @@
-"""What the two stream translators fed by the Codex upstream share. Pure.
+"""What the stream translators fed by the Codex upstream share (``responses_to_*_stream.py``). Pure.
 
 Both consume Responses events (PROTOCOLS.md §3.5); subclasses implement
 ``_on_event()`` and ``_error()``, and say how a cut stream is reported.
@@ -10,7 +10,7 @@ from typing import Any
 from gateway.formats.sse import Event
 
 
-class CodexEventTranslator:
+class FromResponsesStream:
     # (error type, message, ...) passed to _error() when the upstream stops before a terminal event.
     STREAM_CUT: tuple[Any, ...] = ("api_error", "upstream stream ended early")
 

@@ -1,4 +1,4 @@
-"""What the two stream translators fed by a Claude upstream share. Pure.
+"""What the stream translators fed by a Claude upstream share (``anthropic_to_*_stream.py``). Pure.
 
 Both consume Anthropic Messages events (PROTOCOLS.md §1.8) and differ only in
 what they emit, so the dispatch by event type and the end-of-stream rule live
@@ -22,7 +22,7 @@ HANDLERS = {
 }
 
 
-class AnthropicEventTranslator:
+class FromAnthropicStream:
     """``feed()`` dispatches each upstream event; ``done`` turns true once the client stream ended."""
 
     UNFINISHED = "upstream stream ended before the message was complete"

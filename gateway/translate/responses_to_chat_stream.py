@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gateway.formats.sse import DONE, data_event
-from gateway.translate.codex_events import CodexEventTranslator
+from gateway.translate.from_responses_stream import FromResponsesStream
 from gateway.translate.mapping import (
     Usage,
     responses_to_chat_finish,
@@ -67,7 +67,7 @@ class _Call:
     streamed: bool = False  # argument deltas were seen
 
 
-class StreamTranslator(CodexEventTranslator):
+class StreamTranslator(FromResponsesStream):
     """Codex SSE events -> Chat chunk bytes. See the module docstring."""
 
     STREAM_CUT = ("server_error", "upstream stream ended early", "stream_incomplete")
