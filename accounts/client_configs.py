@@ -7,6 +7,7 @@ right after issuing.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -21,15 +22,35 @@ class ModelInfo:
     max_output_tokens: int
 
 
+def factory_model_ids(display_names: Iterable[str]) -> list[str]:
+    """The ids Droid gives custom models, the ones ``droid exec -m`` takes: ``custom:``, the display name
+    with each run of whitespace made one ``-``, then ``-`` and how many earlier entries have that same
+    name (Droid 0.225's own rule)."""
+    ids: list[str] = []
+    seen: Counter[str] = Counter()
+    for name in display_names:
+        slug = "-".join(name.split())
+        ids.append(f"custom:{slug}-{seen[slug]}")
+        seen[slug] += 1
+    return ids
+
+
 def factory_settings(base_url: str, models: Iterable[ModelInfo], api_key: str | None = None) -> str:
-    """``~/.factory/settings.json``: anthropic entries take the root, the others root + /v1 (PROTOCOLS.md §7.1)."""
+    """``~/.factory/settings.json``: anthropic entries take the root, the others root + /v1 (PROTOCOLS.md §7.1).
+
+    Each entry carries the ``id`` Droid would derive for it and its ``index`` (its place in the list), as
+    Droid writes them itself, so the id a teammate passes to ``droid exec -m`` is there to read."""
     root = base_url.rstrip("/")
+    listed = list(models)
+    names = [f"{m.display_name} [ProxyHub]" for m in listed]
     entries = []
-    for m in models:
+    for index, (m, name, model_id) in enumerate(zip(listed, names, factory_model_ids(names))):
         anthropic = m.provider == "claude"
         entries.append({
             "model": m.name,
-            "displayName": f"{m.display_name} [ProxyHub]",
+            "id": model_id,
+            "index": index,
+            "displayName": name,
             "baseUrl": root if anthropic else f"{root}/v1",
             "apiKey": api_key or f"${{{KEY_ENV}}}",
             "provider": "anthropic" if anthropic else "openai",

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 import pytest
 from django.utils import timezone
 
+from accounts.client_configs import factory_model_ids
 from accounts.models import ApiKey
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +41,15 @@ def test_factory_settings_download_has_only_allowed_models_with_the_right_base_u
     assert entries["gpt-5.5"]["provider"] == "openai"
     assert entries["gpt-5.5"]["baseUrl"] == "http://testserver/v1"
     assert {e["apiKey"] for e in entries.values()} == {"${PROXYHUB_API_KEY}"}
+    # The id Droid derives for each entry (what `droid exec -m` takes), and the entry's place in the list.
+    assert [(e["id"], e["index"]) for e in json.loads(response.content)["customModels"]] == [
+        ("custom:Claude-Sonnet-4.6-[ProxyHub]-0", 0), ("custom:GPT-5.5-[ProxyHub]-0", 1)]
+
+
+def test_factory_ids_collapse_whitespace_and_number_entries_sharing_a_name():
+    # Droid 0.225: custom:<display name, whitespace runs made "-">-<earlier entries with that name>.
+    assert factory_model_ids(["GPT-5.5 [ProxyHub]", " Claude  Opus\t4 [ProxyHub] ", "GPT-5.5  [ProxyHub]"]) == [
+        "custom:GPT-5.5-[ProxyHub]-0", "custom:Claude-Opus-4-[ProxyHub]-0", "custom:GPT-5.5-[ProxyHub]-1"]
 
 
 def test_codex_config_uses_v1_and_the_responses_wire_api(alice_client, key):
