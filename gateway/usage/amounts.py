@@ -39,11 +39,26 @@ def cost_text(usd: Decimal | float | None) -> str:
     return f"${whole}.{decimals.ljust(2, '0')}"
 
 
+def percent_text(share: float | None) -> str:
+    """A share (a report's rate, four decimals) as a percent with all its digits: 0.4695 -> "46.95%",
+    0.75 -> "75%"; None -> "—".
+
+    Not rounded again to one decimal: 0.4695 (from 0.469483) would show as 47.0%, and a float
+    multiplication makes 0.4735 into 47.349999...
+    """
+    if share is None:
+        return "—"
+    text = f"{Decimal(str(share)) * 100:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+
 COLUMN_LABELS = {
     "api_key_id": "Key id", "key_prefix": "Key", "user_id": "User id", "user": "User", "model": "Model",
     "day": "Day", "credential_id": "Account id", "credential": "Account", "provider": "Provider",
     "requests": "Requests", "input_tokens": "Input", "output_tokens": "Output", "cache_read_tokens": "Cache read",
     "cache_write_tokens": "Cache write", "estimated_cost_usd": "Est. cost", "cache_hit_rate": "Cache hit rate",
+    "conversation": "Conversation", "key_name": "Key name", "first_seen": "First seen", "last_seen": "Last seen",
+    "models": "Models",
 }
 
 

@@ -25,11 +25,14 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
 from accounts.models import ApiKey
-from gateway.usage import metrics, overview, reports
+from gateway.usage import conversations, metrics, overview, reports
 
 SELF_PERIOD = "30d"
 DEFAULT_PERIOD = "7d"
 CSV_LINES_PER_CHUNK = 500
+CONVERSATION = "conversation"  # the staff report's grouping by conversation (records, not rollups)
+MY_CONVERSATIONS = 20  # rows of /me/usage/'s conversation table
+CSV_CONVERSATIONS = 1000  # rows of the staff report's conversation CSV
 
 
 @require_GET
@@ -41,7 +44,11 @@ def my_usage(request: HttpRequest) -> HttpResponse:
     filters = _my_filters(request, api_key)
     # The charts' two rollup queries also give the tables: no third query for the same sums.
     data = overview.traffic(filters)
+    order = _order(request)
     return TemplateResponse(request, "accounts/usage.html", {
+        "conversations": conversations.conversations(filters.span, user=request.user, api_key=api_key,
+                                                     order=order, limit=MY_CONVERSATIONS),
+        "order": order, "order_query": {o: _my_query(filters, api_key, order=o) for o in conversations.ORDERS},
         "key": api_key, "keys": ApiKey.objects.filter(user=request.user).order_by("-created_at"),
         "days": [_row(b, day=b.label) for b in data.buckets], "total": _row(data.total),
         "models": [_row(m["b"], model=m["model"]) for m in data.models], "f": filters, "hourly": data.hourly,
@@ -103,10 +110,12 @@ class ReportParams:
     first: date | None = None  # custom range, both days included
     last: date | None = None
     api_key: ApiKey | None = None
+    order: str = conversations.ORDERS[0]  # by conversation: newest or costliest first
 
     def query(self) -> str:
         """The query string that shows these parameters again (links, CSV)."""
-        return f"by={self.by}&{self.rest()}"
+        order = f"&order={self.order}" if self.by == CONVERSATION and self.order != conversations.ORDERS[0] else ""
+        return f"by={self.by}&{self.rest()}{order}"
 
     def rest(self) -> str:
         """The query string without the group (the group links add their own)."""
@@ -121,29 +130,55 @@ class ReportParams:
         return f"{self.first}-{self.last}" if self.first and self.last else self.period
 
 
+class TableRow(list):  # type: ignore[type-arg]
+    """A report table row's cells, with the row's cache hit rate beside them (not a cell: the cells'
+    positions, totals last, are what the template and its tests read)."""
+
+    hit_rate: float | None = None
+
+
+def _table_row(row: dict[str, Any], cols: list[str]) -> TableRow:
+    cells = TableRow(row[c] for c in cols)
+    cells.hit_rate = reports.cache_hit_rate(row)
+    return cells
+
+
 @require_GET
 def admin_usage(request: HttpRequest) -> HttpResponse:
-    """Staff report: totals by key, user, model, day, credential or provider over a period or dates."""
+    """Staff report: totals by key, user, model, day, credential or provider over a period or dates, or the
+    top conversations (``by=conversation``, newest or costliest first) with their cache hit rates."""
     params = admin_params(request)
-    usage = reports.report(params.by, params.span, api_key=params.api_key)
-    cols = reports.columns(params.by)
+    by_conversation = params.by == CONVERSATION
+    # By conversation, the chart and the total line are the period's (or the key's), from the rollups.
+    usage = reports.report("day" if by_conversation else params.by, params.span, api_key=params.api_key)
+    cols = reports.columns(params.by) if not by_conversation else []
+    total = dict(usage.total, **{reports.HIT_RATE: reports.cache_hit_rate(usage.total)})
     return TemplateResponse(request, "accounts/admin_usage.html", {
         **admin.site.each_context(request), "title": "Usage", "params": params,
-        "by": params.by, "period": params.period, "key": params.api_key, "groups": list(reports.GROUPS),
-        "periods": list(reports.PERIODS), "first": params.first, "last": params.last,
-        "columns": cols, "table": [[row[c] for c in cols] for row in usage.rows], "cost_column": reports.COST,
-        "total": usage.total, "chart": reports.day_chart(usage.chart), "since": params.span.since,
-        "until": params.span.until, "hourly": usage.hourly,
+        "by": params.by, "period": params.period, "key": params.api_key,
+        "groups": [*reports.GROUPS, CONVERSATION], "periods": list(reports.PERIODS), "first": params.first,
+        "last": params.last, "columns": cols, "table": [_table_row(row, cols) for row in usage.rows],
+        "cost_column": reports.COST, "total": total, "chart": reports.day_chart(usage.chart),
+        "since": params.span.since, "until": params.span.until, "hourly": usage.hourly,
+        "conversations": conversations.conversations(params.span, api_key=params.api_key, order=params.order)
+        if by_conversation else None,
+        "orders": conversations.ORDERS, "limit": conversations.LIMIT,
     })
 
 
 @require_GET
 def admin_usage_csv(request: HttpRequest) -> HttpResponse:
-    """The report's table as CSV, streamed."""
+    """The report's table as CSV, streamed, with each row's cache hit rate; by conversation, up to
+    CSV_CONVERSATIONS of them."""
     params = admin_params(request)
-    rows = reports.totals(params.by, params.span, api_key=params.api_key)
-    return stream_csv(request, reports.csv_lines(rows, reports.columns(params.by)),
-                      f"proxyhub-usage-{params.by}-{params.slug()}.csv")
+    if params.by == CONVERSATION:
+        rows = conversations.conversations(params.span, api_key=params.api_key, order=params.order,
+                                           limit=CSV_CONVERSATIONS)
+        fields = list(conversations.COLUMNS)
+    else:
+        rows = reports.totals(params.by, params.span, api_key=params.api_key)
+        fields = [*reports.columns(params.by), reports.HIT_RATE]
+    return stream_csv(request, reports.csv_lines(rows, fields), f"proxyhub-usage-{params.by}-{params.slug()}.csv")
 
 
 def stream_csv(request: HttpRequest, lines: Iterable[str], filename: str) -> StreamingHttpResponse:
@@ -198,16 +233,23 @@ def admin_params(request: HttpRequest) -> ReportParams:
     if not request.user.has_perm("gateway.view_usagerecord"):
         raise PermissionDenied
     by = request.GET.get("by", "key")
-    by = by if by in reports.GROUPS else "key"
+    by = by if by in reports.GROUPS or by == CONVERSATION else "key"
     key_id = request.GET.get("key", "")
     api_key = get_object_or_404(ApiKey, pk=key_id) if key_id.isdigit() else None
+    order = _order(request)
     first, last = _date(request.GET.get("from")), _date(request.GET.get("to"))
     if first and last:
         first, last = min(first, last), max(first, last)
-        return ReportParams(by, "custom", reports.Range.of_dates(first, last), first, last, api_key)
+        return ReportParams(by, "custom", reports.Range.of_dates(first, last), first, last, api_key, order)
     period = request.GET.get("period", DEFAULT_PERIOD)
     period = period if period in reports.PERIODS else DEFAULT_PERIOD
-    return ReportParams(by, period, reports.period_range(period), api_key=api_key)
+    return ReportParams(by, period, reports.period_range(period), api_key=api_key, order=order)
+
+
+def _order(request: HttpRequest) -> str:
+    """The conversation table's order from ``?order=``: "recent" (the default) or "cost"."""
+    order = request.GET.get("order", "")
+    return order if order in conversations.ORDERS else conversations.ORDERS[0]
 
 
 

@@ -1,11 +1,12 @@
-"""``{% load usage_format %}``: ``{{ cost|cost }}``, ``{{ tokens|compact }}``, ``{{ name|heading }}`` (gateway.usage.amounts)."""
+"""``{% load usage_format %}``: ``{{ cost|cost }}``, ``{{ tokens|compact }}``, ``{{ name|heading }}``,
+``{{ rate|percent }}`` (gateway.usage.amounts)."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django import template
 
-from gateway.usage.amounts import column_label, compact_count, cost_text
+from gateway.usage.amounts import column_label, compact_count, cost_text, percent_text
 
 register = template.Library()
 
@@ -32,3 +33,9 @@ def heading(value: str) -> str:
 def count(value: int | None) -> str:
     """A whole number with thousands separators: "1,080,000"; None as "—"."""
     return "—" if value is None else f"{value:,}"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A share (0.566) as "56.6%"; None as "—"."""
+    return percent_text(value)
