@@ -11,7 +11,8 @@ GPT name belongs with ``anthropic`` / ``openai``), so those runs take the genera
 provider and base URL changed, as a user following §7.1's example writes it. Each with a plain answer and a
 tool round trip: the fake model calls the first tool offered when the prompt says "tool"; Droid offers LS
 first once Read is removed (the fake's ``{}`` arguments are all LS needs, where Read wants an absolute
-path), runs it in its working directory and sends the listing back.
+path), runs it in its working directory and sends the listing back. Also: Droid derives the same ids the
+generated entries carry, and a wrong key ends the run at once with ProxyHub's message.
 
 Skipped when the binary is missing, unless PROXYHUB_REQUIRE_CLIENTS=1 (CI), where a missing binary fails.
 """
@@ -21,6 +22,7 @@ import io
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,27 @@ def test_droid_derives_the_ids_the_generated_settings_carry(gateway, droid, api_
     assert result.returncode != 0 and "Invalid model: custom:not-configured" in output, output
     listed = output.split("Available custom models:", 1)[1].split("\n\n", 1)[0]
     assert [item.split(" (", 1)[0].strip() for item in listed.strip().split("), ")] == generated, output
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GPT])
+def test_droid_with_a_wrong_key_stops_at_once_with_proxyhubs_message(gateway, droid, api_key_factory, fake, tmp_path,
+                                                                     model):
+    """A 401 must end the run quickly and say why (PROTOCOLS.md §7.4: clients retry a 401 unless told)."""
+    api_key, raw = api_key_factory(models=["claude-*", "gpt-*"])
+    settings = generated_settings(gateway, api_key.prefix)
+    entry = next(e for e in settings["customModels"] if e["model"] == model)
+    wrong = raw[:-4] + ("aaaa" if not raw.endswith("aaaa") else "bbbb")
+    (tmp_path / ".factory").mkdir()
+    (tmp_path / ".factory" / "settings.json").write_text(json.dumps(settings))
+    started = time.monotonic()
+    result = subprocess.run([str(droid), "exec", "-m", entry["id"], "-o", "stream-json", "say hello"], cwd=tmp_path,
+                            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+                                 "FACTORY_AIRGAP_ENABLED": "1", KEY_ENV: wrong},
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=50)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and time.monotonic() - started < 20, output
+    errors = [e["message"] for line in result.stdout.splitlines() if line.startswith("{")
+              for e in [json.loads(line)] if e.get("type") == "error"]
+    assert any(m.startswith("401") and "Invalid API key" in m for m in errors), output
+    assert wrong not in output and raw not in output
+    assert fake.requests("claude") == [] and fake.requests("codex") == []
