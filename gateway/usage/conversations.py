@@ -43,7 +43,7 @@ from gateway.usage.rows import base_model
 ORDERS = ("recent", "cost")
 LIMIT = 50
 # The keys of a conversations() row shown in tables and files, in order (the CSV header); a row also
-# holds api_key_id, for links.
+# holds api_key_id, for links, and model_list, the models as a list.
 COLUMNS = ("conversation", "key_prefix", "key_name", "user", "first_seen", "last_seen", "requests", "models",
            "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", reports.COST,
            reports.HIT_RATE)
@@ -218,6 +218,7 @@ def _rows(ranked: list[_Conversation]) -> list[dict[str, Any]]:
             "conversation": c.conversation, "api_key_id": c.api_key_id, "key_prefix": c.key_prefix,
             "key_name": names.get(c.api_key_id, ""), "user": users.get(c.user_id), "first_seen": c.first_seen,
             "last_seen": c.last_seen, "requests": c.total(0), "models": ", ".join(m for m in models if m),
+            "model_list": [m for m in models if m],
             **{kind: c.total(i + 1) for i, kind in enumerate(TOKENS)},
             reports.COST: None if c.cost is None else float(round(c.cost, 6))}
         row[reports.HIT_RATE] = reports.cache_hit_rate(row)
