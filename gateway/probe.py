@@ -10,7 +10,6 @@ from django.conf import settings
 
 from credentials.models import Credential, Model
 from gateway.formats.sse import SSEParser
-from gateway.upstream import codex_body
 from gateway.upstream.client import new_session
 from gateway.upstream.registry import UPSTREAMS
 
@@ -50,9 +49,9 @@ def probe(credential: Credential) -> ProbeResult:
 async def _aprobe(credential: Credential, model: str) -> ProbeResult:
     upstream = UPSTREAMS[credential.provider]
     body = {**PROBES[credential.provider], "model": model}
-    if credential.provider == "codex":
-        body = codex_body.prepare(body)
-    call = upstream.call(credential, body, {}, session_seed="probe")
+    prepared = upstream.prepare(body, endpoint="probe", client_headers={}, thinking="", adaptive=False,
+                                session_seed="probe")
+    call = upstream.call(credential, prepared)
     timeout = aiohttp.ClientTimeout(total=60, connect=settings.PROXYHUB_CONNECT_TIMEOUT)
     started = time.monotonic()
     # A session of its own: this runs on a short-lived loop of async_to_sync.

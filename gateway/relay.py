@@ -30,13 +30,11 @@ from gateway.formats.sse import KEEPALIVE, SSEParser
 from gateway.formats.stream_errors import stream_error
 from gateway.http import Request, Send, send_bytes, send_error, send_json, start_stream
 from gateway.routes import Route, route_for
-from gateway.translate import model_suffix
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
-from gateway.upstream import codex_body
 from gateway.upstream.base import (
-    CredentialUnusableError, UpstreamAuthError, UpstreamError, UpstreamRateLimitedError, UpstreamRejectedError,
-    UpstreamUnavailableError,
+    CredentialUnusableError, Prepared, Upstream, UpstreamAuthError, UpstreamCall, UpstreamError,
+    UpstreamRateLimitedError, UpstreamRejectedError, UpstreamUnavailableError,
 )
 from gateway.upstream.client import session
 from gateway.upstream.registry import UPSTREAMS
@@ -96,8 +94,10 @@ async def relay(job: Job, send: Send) -> None:
     upstream = UPSTREAMS[job.entry.provider]
     route = route_for(job.client_format, job.entry.provider)
     try:
-        body = _upstream_body(job, route)
-        opened, credential = await _open(job, upstream, body)
+        prepared = upstream.prepare(_translated(job, route), endpoint=job.endpoint, client_headers=job.request.headers,
+                                    thinking=job.thinking, adaptive=job.entry.adaptive_thinking,
+                                    session_seed=job.api_key.prefix)
+        opened, credential = await _open(job, upstream, prepared)
     except TranslationError as exc:
         await _fail(job, send, Failure(exc.status, exc.message), outcome=Outcome.REJECTED)
         return
@@ -120,26 +120,21 @@ async def relay(job: Job, send: Send) -> None:
     note_credential_use(credential.pk, upstream.windows(opened.response.headers))
 
 
-def _upstream_body(job: Job, route: Route) -> dict[str, Any]:
+def _translated(job: Job, route: Route) -> dict[str, Any]:
+    """The client's body in the upstream's format (the upstream's own rules come after, in its prepare())."""
     target = Target(job.entry.upstream_model, job.entry.max_output_tokens, job.entry.adaptive_thinking)
     try:
-        body = route.request(job.body, target)
+        return route.request(job.body, target)
     except TranslationError:
         raise
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         # Translators trust the shapes the client format promises; a body that breaks
         # that promise is the client's error, not ours.
         raise TranslationError(f"Malformed {job.client_format} request: {type(exc).__name__} {exc}"[:300]) from None
-    if job.endpoint == "count_tokens":
-        return body
-    if job.entry.provider == "codex":
-        body = codex_body.prepare_compact(body) if job.endpoint == "compact" else codex_body.prepare(body)
-    upstream_format = UPSTREAMS[job.entry.provider].upstream_format
-    return model_suffix.apply(body, job.thinking, upstream_format=upstream_format, adaptive=job.entry.adaptive_thinking)
 
 
-async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, Credential]:
-    """An upstream response with a 2xx status, trying credentials in turn."""
+async def _open(job: Job, upstream: Upstream, prepared: Prepared) -> tuple[Opened, Credential]:
+    """An upstream response with a 2xx status, trying credentials in turn; raises Failure."""
     provider = job.entry.provider
     conversation = conversation_key(job.request.headers, job.body, job.api_key.prefix)
     if conversation != job.api_key.prefix:  # the key itself is the fallback, not a conversation
@@ -155,89 +150,88 @@ async def _open(job: Job, upstream: Any, body: dict[str, Any]) -> tuple[Opened, 
             raise (_exhausted(job, last) if last else _no_credential(job, exc)) from None
         job.record.attempts = attempt + 1
         try:
-            opened, credential, error = await _try_credential(job, upstream, body, credential)
+            # Refreshed first if it is about to expire, and once more on a 401.
+            if credential.expires_within(settings.PROXYHUB_REFRESH_MARGIN):
+                credential = await _refreshed(credential)
+            try:
+                return await _call(upstream, prepared, credential), credential
+            except UpstreamAuthError:
+                credential = await _refreshed(credential)
+                return await _call(upstream, prepared, credential), credential
         except RefreshError as exc:
-            tried.add(credential.pk)
             if exc.permanent:
                 pool.forget(credential)
             last = last or UpstreamUnavailableError(503, f"token refresh failed: {exc}")
-            continue
-        if opened is not None:
-            return opened, credential
-        assert error is not None
-        last = error
-        if isinstance(error, UpstreamRejectedError):
-            raise _rejected(error)
-        await _sideline(credential, error)
+        except UpstreamRejectedError as exc:
+            raise _rejected(exc) from None
+        except UpstreamError as exc:
+            last = exc
+            await _sideline(credential, exc)
         tried.add(credential.pk)
     assert last is not None
     raise _exhausted(job, last)
 
 
-async def _try_credential(job: Job, upstream: Any, body: dict[str, Any], credential: Credential
-                          ) -> tuple[Opened | None, Credential, UpstreamError | None]:
-    """One credential: refresh first if it is about to expire, and once more on a 401.
+async def _call(upstream: Upstream, prepared: Prepared, credential: Credential) -> Opened:
+    """One request on one credential: its response once the status (and a stream's opening) is vetted.
+    Raises the UpstreamError the answer amounts to."""
+    call = upstream.call(credential, prepared)
+    response = await _post(call, credential.proxy_url)
+    if response.status >= 400:
+        raw = await response.read()
+        response.release()
+        raise upstream.classify(response.status, response.headers, raw)
+    if not call.stream:
+        return Opened(response)
+    return await _vetted(response, upstream)
+
+
+async def _post(call: UpstreamCall, proxy_url: str) -> aiohttp.ClientResponse:
+    """Send ``call``; a network failure raises UpstreamUnavailableError.
 
     A pooled keep-alive connection the upstream already closed fails on first
     use; that is retried once at once, not held against the credential.
     """
-    if credential.expires_within(settings.PROXYHUB_REFRESH_MARGIN):
-        credential = await _refreshed(credential)
-    refreshed = reconnected = False
-    while True:
-        call = upstream.call(credential, body, job.request.headers, endpoint=job.endpoint,
-                             session_seed=job.api_key.prefix)
-        try:
-            response = await session(credential.proxy_url).post(call.url, data=call.body, headers=call.headers)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if not reconnected and not isinstance(exc, aiohttp.ClientConnectorError):
-                reconnected = True
-                continue
-            return None, credential, UpstreamUnavailableError(
-                502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return None, credential, UpstreamUnavailableError(
-                502, f"upstream unreachable ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
-        if response.status < 400:
-            return await _vetted(response, upstream, call.stream, credential)
-        raw = await response.read()
-        response.release()
-        error = upstream.classify(response.status, response.headers, raw)
-        if isinstance(error, UpstreamAuthError) and not refreshed:
-            refreshed = True
-            credential = await _refreshed(credential)
-            continue
-        return None, credential, error
+    try:
+        return await session(proxy_url).post(call.url, data=call.body, headers=call.headers)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise _unreachable("upstream unreachable", exc) from None
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise _unreachable("upstream unreachable", exc) from None
+    try:
+        return await session(proxy_url).post(call.url, data=call.body, headers=call.headers)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise _unreachable("upstream unreachable", exc) from None
 
 
-async def _vetted(response: aiohttp.ClientResponse, upstream: Any, stream: bool, credential: Credential
-                  ) -> tuple[Opened | None, Credential, UpstreamError | None]:
+def _unreachable(what: str, exc: BaseException) -> UpstreamUnavailableError:
+    return UpstreamUnavailableError(502, f"{what} ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
+
+
+async def _vetted(response: aiohttp.ClientResponse, upstream: Upstream) -> Opened:
     """Read a stream up to its first decisive event before committing to it.
 
     Upstreams report some account-level failures (overload, a spent quota) as
-    an error event right after the 200; caught here, before any byte went to
-    the client, they fail over to the next credential like an HTTP error.
+    an error event right after the 200; raised here by stream_start(), before any
+    byte went to the client, they fail over to the next credential like an HTTP error.
     """
-    if not stream:
-        return Opened(response), credential, None
     head, parser = b"", SSEParser()
     try:
         async for chunk in response.content.iter_any():
             head += chunk
             for event in parser.feed(chunk):
-                verdict = upstream.stream_start(event)
-                if isinstance(verdict, UpstreamError):
-                    response.close()
-                    return None, credential, verdict
-                if verdict:
-                    return Opened(response, head), credential, None
+                if upstream.stream_start(event):
+                    return Opened(response, head)
             if len(head) > PEEK_LIMIT:
                 break
+    except UpstreamError:
+        response.close()
+        raise
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         response.close()
-        return None, credential, UpstreamUnavailableError(
-            502, f"upstream stream failed ({type(exc).__name__})", cooldown=settings.PROXYHUB_COOLDOWN_UNREACHABLE)
-    return Opened(response, head), credential, None
+        raise _unreachable("upstream stream failed", exc) from None
+    return Opened(response, head)
 
 
 async def _refreshed(credential: Credential) -> Credential:

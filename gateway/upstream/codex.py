@@ -13,9 +13,11 @@ from django.conf import settings
 from gateway import fastjson
 from gateway.formats.errors import upstream_error_message
 from gateway.formats.sse import Event
+from gateway.translate import model_suffix
+from gateway.upstream import codex_body
 from gateway.upstream.base import (
-    CredentialUnusableError, UpstreamAuthError, UpstreamCall, UpstreamError, UpstreamRateLimitedError,
-    UpstreamRejectedError, UpstreamUnavailableError, json_or_none,
+    Account, CredentialUnusableError, Json, Prepared, UpstreamAuthError, UpstreamCall, UpstreamError,
+    UpstreamRateLimitedError, UpstreamRejectedError, UpstreamUnavailableError, json_or_none,
 )
 from gateway.upstream.ratelimits import codex_windows, retry_after_seconds
 
@@ -24,18 +26,18 @@ class Codex:
     provider = "codex"
     upstream_format = "responses"
 
-    def call(self, credential: Any, body: dict[str, Any], client_headers: Mapping[str, str], *,
-             endpoint: str = "responses", session_seed: str = "") -> UpstreamCall:
-        """The request for ``body`` (a Responses body already through codex_body.prepare);
-        ``endpoint`` "compact" targets ``/responses/compact``, which answers JSON."""
+    def prepare(self, body: Json, *, endpoint: str, client_headers: Mapping[str, str], thinking: str,
+                adaptive: bool, session_seed: str) -> Prepared:
+        """``body`` (a Responses body) under the backend's body rules (codex_body); ``endpoint``
+        "compact" targets ``/responses/compact``, which answers JSON. Raises TranslationError."""
+        body = codex_body.prepare_compact(body) if endpoint == "compact" else codex_body.prepare(body)
+        body = model_suffix.apply(body, thinking, upstream_format=self.upstream_format, adaptive=adaptive)
         session = (client_headers.get("session_id") or client_headers.get("session-id")
                    or body.get("prompt_cache_key") or _session_uuid(session_seed))
         if not body.get("prompt_cache_key"):
             # The backend caches prompts per key; without one, every request is a cold start.
             body = {**body, "prompt_cache_key": str(session)}
         headers = {
-            "authorization": f"Bearer {credential.access_token}",
-            "chatgpt-account-id": credential.account_id,
             "content-type": "application/json",
             "accept": "application/json" if endpoint == "compact" else "text/event-stream",
             "originator": client_headers.get("originator") or settings.PROXYHUB_CODEX_ORIGINATOR,
@@ -44,28 +46,33 @@ class Codex:
             "session_id": str(session),
             "openai-beta": "responses=experimental",
         }
-        data = fastjson.dumps(body)
         path = "/responses/compact" if endpoint == "compact" else "/responses"
-        return UpstreamCall(settings.PROXYHUB_CODEX_BASE_URL.rstrip("/") + path, headers, data, endpoint != "compact")
+        return Prepared(settings.PROXYHUB_CODEX_BASE_URL.rstrip("/") + path, headers, body, fastjson.dumps(body),
+                        endpoint != "compact", session_seed)
+
+    def call(self, credential: Account, prepared: Prepared) -> UpstreamCall:
+        headers = {"authorization": f"Bearer {credential.access_token}", "chatgpt-account-id": credential.account_id,
+                   **prepared.headers}
+        return UpstreamCall(prepared.url, headers, prepared.data, prepared.stream)
 
     def windows(self, headers: Mapping[str, str]) -> dict[str, Any]:
         return codex_windows(headers)
 
-    def stream_start(self, event: Event) -> UpstreamError | bool | None:
-        """Vet a stream's opening: None to read on, True to commit, or the error to fail over on."""
+    def stream_start(self, event: Event) -> bool:
+        """Vet a stream's opening: False to read on, True to commit; raises the error to fail over on."""
         if event.event in ("response.created", "response.in_progress"):
-            return None
+            return False
         if event.event not in ("response.failed", "error"):
             return True
         data = event.object() or {}
         error = (data.get("response") or {}).get("error") or data
         code, message = str(error.get("code") or ""), str(error.get("message") or "upstream error")
         if code == "usage_not_included":
-            return CredentialUnusableError(403, message, error_type=code)
+            raise CredentialUnusableError(403, message, error_type=code)
         if code in ("rate_limit_exceeded", "usage_limit_reached", "insufficient_quota"):
-            return UpstreamRateLimitedError(429, message, cooldown=_stream_cooldown(code, message), error_type=code)
+            raise UpstreamRateLimitedError(429, message, cooldown=_stream_cooldown(code, message), error_type=code)
         if code == "server_error":
-            return UpstreamUnavailableError(502, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=code)
+            raise UpstreamUnavailableError(502, message, cooldown=settings.PROXYHUB_COOLDOWN_OVERLOADED, error_type=code)
         return True  # context_length_exceeded and the like: the client's to see
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
