@@ -3,6 +3,7 @@
 The throttle is django-axes (settings AXES_*): repeated failures from one
 address or for one username lock that address or username out for a while,
 on both login views, because both authenticate through django.contrib.auth.
+The address is the client's behind PROXYHUB_TRUSTED_PROXIES (client_ip()).
 A locked-out sign-in gets locked_out(): a plain 429 page saying when to try again.
 
 Two-factor is django-otp's TOTP: staff who have a confirmed TOTP device (an
@@ -27,6 +28,7 @@ from django.utils import timezone
 from django_otp import match_token, user_has_device
 
 from credentials import audit
+from proxyhub.client_ip import client_ip as real_client_ip
 
 # Session flag set at sign-in: the user had no confirmed TOTP device then (see on_device_saved).
 NO_DEVICE_AT_SIGNIN = "proxyhub_no_otp_device"
@@ -41,6 +43,13 @@ class SigninThrottleBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username, password, **kwargs)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address a sign-in is counted under (AXES_CLIENT_IP_CALLABLE): the client behind the proxies
+    of PROXYHUB_TRUSTED_PROXIES, never an X-Forwarded-For anyone else wrote (the audit trail's too)."""
+    return real_client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"),
+                          settings.PROXYHUB_TRUSTED_PROXIES)
 
 
 def locked_out(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -26,11 +26,13 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import models
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 from credentials.audit_models import AuditEntry
+from proxyhub.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +97,10 @@ def operation(action: str) -> Iterator[None]:
 
 
 def client_address(meta: dict[str, Any]) -> str | None:
-    """REMOTE_ADDR when it is an IP address (the test client's and some servers' placeholders are not)."""
-    value = str(meta.get("REMOTE_ADDR") or "")
+    """The client's address (REMOTE_ADDR, or X-Forwarded-For's behind PROXYHUB_TRUSTED_PROXIES) when it is
+    an IP address (the test client's and some servers' placeholders are not)."""
+    value = client_ip(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"),
+                      settings.PROXYHUB_TRUSTED_PROXIES) or ""
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

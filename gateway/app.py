@@ -181,7 +181,7 @@ async def authenticate(request: Request, send: Send) -> ApiKey | None:
     if check.api_key is not None:
         return check.api_key
     # Failures only are counted per address (gateway.keyguard): a valid key behind the same NAT still works.
-    wait = await keyguard.note_failure(request.extra.get("client"))
+    wait = await keyguard.note_failure(request.extra.get("client"), request.headers.get("x-forwarded-for"))
     if wait is not None:
         seconds = int(wait + 0.999)
         await send_error(send, request.client_format, 429, keyguard.throttled_message(seconds),

@@ -1,8 +1,9 @@
 """The wrong-key throttle and what a refused key is told.
 
 Failed key checks (unknown, revoked or expired keys, no key) are counted per client
-address in a sliding window of the shared store (gateway.shared: Redis or the database),
-so the count holds across every process and host. Past PROXYHUB_BAD_KEY_LIMIT failures in
+address (the socket's peer, or the client behind it when the peer is one of
+PROXYHUB_TRUSTED_PROXIES: proxyhub.client_ip) in a sliding window of the shared store
+(gateway.shared: Redis or the database), so the count holds across every process and host. Past PROXYHUB_BAD_KEY_LIMIT failures in
 PROXYHUB_BAD_KEY_WINDOW seconds, that address's failed checks are answered 429 with
 ``retry-after`` instead of 401, which slows key guessing to the limit's pace. Only failures
 are counted and refused: a valid key is never looked at here, so a teammate behind the same
@@ -19,6 +20,7 @@ from django.conf import settings
 
 from accounts.services import KeyCheck
 from gateway import shared
+from proxyhub.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +30,22 @@ _logged_at = -1e9
 HINT = "Send your ProxyHub key as `x-api-key` or `Authorization: Bearer`; ask your admin for one if you have none."
 
 
-def address_of(client: Any) -> str:
-    """The client's address from the ASGI scope's ``client`` (host, port), or ``unknown``."""
-    if isinstance(client, (list, tuple)) and client and client[0]:
-        return str(client[0])
-    return "unknown"
+def address_of(client: Any, forwarded_for: str | None = None) -> str:
+    """The client's address from the ASGI scope's ``client`` (host, port) and its X-Forwarded-For
+    (believed only from PROXYHUB_TRUSTED_PROXIES), or ``unknown``."""
+    peer = str(client[0]) if isinstance(client, (list, tuple)) and client and client[0] else None
+    return client_ip(peer, forwarded_for, settings.PROXYHUB_TRUSTED_PROXIES) or "unknown"
 
 
-async def note_failure(client: Any) -> float | None:
-    """Count one failed key check from ``client``; the seconds to wait when it is past the limit, else None."""
+async def note_failure(client: Any, forwarded_for: str | None = None) -> float | None:
+    """Count one failed key check from ``client`` (the ASGI scope's, with the request's X-Forwarded-For);
+    the seconds to wait when it is past the limit, else None."""
     limit = settings.PROXYHUB_BAD_KEY_LIMIT
     if limit <= 0:
         return None
+    address = address_of(client, forwarded_for)
     try:
-        verdict = await shared.backend().hit(f"badkey:{address_of(client)}", limit, settings.PROXYHUB_BAD_KEY_WINDOW)
+        verdict = await shared.backend().hit(f"badkey:{address}", limit, settings.PROXYHUB_BAD_KEY_WINDOW)
     except shared.SharedStateError as exc:
         _log_unenforced(exc)
         return None

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import environ
 
+from proxyhub.client_ip import parse_trusted
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / "data"
 
@@ -81,6 +83,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one reaching the 
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.signin.locked_out"
 AXES_VERBOSE = False  # its log lines name the username and address; the audit trail has them
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_ip"  # behind a balancer: PROXYHUB_TRUSTED_PROXIES
 OTP_TOTP_ISSUER = "ProxyHub"
 
 ROOT_URLCONF = "proxyhub.urls"
@@ -259,3 +262,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="proxyhub@localhost")
 # (seconds), that address gets 429 for bad keys; valid keys from it keep working.
 PROXYHUB_BAD_KEY_LIMIT = env.int("PROXYHUB_BAD_KEY_LIMIT", default=20)
 PROXYHUB_BAD_KEY_WINDOW = env.float("PROXYHUB_BAD_KEY_WINDOW", default=60.0)
+# Proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated): the load balancer in
+# front of ProxyHub. Both throttles above and the audit trail then see the client behind it
+# (proxyhub/client_ip.py). Empty: nobody's; the socket's peer is the client.
+PROXYHUB_TRUSTED_PROXIES = parse_trusted(env.list("PROXYHUB_TRUSTED_PROXIES", default=[]))

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import ApiKey
 from gateway.usage import conversations, metrics, overview, reports
+from proxyhub.client_ip import client_ip
 
 SELF_PERIOD = "30d"
 DEFAULT_PERIOD = "7d"
@@ -268,7 +269,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
             return HttpResponse("Send PROXYHUB_METRICS_TOKEN as a bearer token.\n", status=401,
                                 content_type="text/plain", headers={"www-authenticate": "Bearer"})
-    elif request.META.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
+    elif client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"),
+                   settings.PROXYHUB_TRUSTED_PROXIES) not in ("127.0.0.1", "::1"):  # a proxied caller is not local
         return HttpResponse("Metrics are served to loopback clients only; set PROXYHUB_METRICS_TOKEN to "
                             "scrape from elsewhere.\n", status=403, content_type="text/plain")
     return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
