@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SCREENSHOT = os.environ.get("PROXYHUB_TEST_SCREENSHOT_DIR", "")
 SESSION = "9b2e6f0c-4d1a-4c3e-8f7a-2b5d9e1c0a64"  # a Claude Code session id
-LONG = "user_4f3a9c2b7e1d_account__session_" + "7" * 30  # 64 characters, the column's length
+LONG = "user_4f3a9c2b7e1d_account__session_" + "7" * 29  # 64 characters, the column's length
 
 
 @pytest.fixture

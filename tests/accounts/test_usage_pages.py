@@ -130,8 +130,9 @@ def test_pages_cost_a_fixed_number_of_queries(alice_client, world, api_key_facto
         extra, _ = api_key_factory("alice", name=f"k{n}")
         usage_factory(extra, f"model-{n}", input_tokens=1)
     # Session, user, own keys, prices, the two rollup sums, the key and user names; on Postgres also the
-    # savepoint around SET LOCAL work_mem that reports._hashing() adds. The same with 1 key or 6.
-    with django_assert_max_num_queries(11):
+    # savepoint around SET LOCAL work_mem that reports._hashing() adds; the conversations table's newest-first
+    # walk (its sums, prices and key names only when there are conversations). The same with 1 key or 6.
+    with django_assert_max_num_queries(12):
         alice_client.get("/me/usage/")
     with django_assert_max_num_queries(8):
         alice_client.get("/me/")

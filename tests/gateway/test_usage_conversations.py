@@ -138,9 +138,8 @@ def test_the_newest_conversations_take_a_fixed_number_of_queries(world: dict[str
     with CaptureQueriesContext(connection) as queries:
         rows = conversations.conversations(week(), limit=20)
     assert len(rows) == 20 and rows[0]["conversation"] == "extra-0"
-    # the newest-first walk, the sums, the prices, the key names and the users (on Postgres also the
-    # savepoint, its release and SET LOCAL work_mem)
-    assert len(queries) <= 8
+    # the newest-first walk, the sums, the prices, and the keys with their owners
+    assert len(queries) == 4
 
 
 def test_many_conversations_are_summed_in_chunks(world: dict[str, Any], write: Any,
