@@ -11,8 +11,9 @@ GPT name belongs with ``anthropic`` / ``openai``), so those runs take the genera
 provider and base URL changed, as a user following §7.1's example writes it. Each with a plain answer and a
 tool round trip: the fake model calls the first tool offered when the prompt says "tool"; Droid offers LS
 first once Read is removed (the fake's ``{}`` arguments are all LS needs, where Read wants an absolute
-path), runs it in its working directory and sends the listing back. Also: Droid derives the same ids the
-generated entries carry, and a wrong key ends the run at once with ProxyHub's message.
+path), runs it in its working directory and sends the listing back. Also: a second turn replays the first
+with its thinking, Droid derives the same ids the generated entries carry, and a wrong key ends the run at
+once with ProxyHub's message.
 
 Skipped when the binary is missing, unless PROXYHUB_REQUIRE_CLIENTS=1 (CI), where a missing binary fails.
 """
@@ -69,10 +70,20 @@ def generated_settings(gateway: str, prefix: str) -> dict[str, Any]:
     return settings
 
 
-def run_droid(droid: Path, home: Path, settings: dict[str, Any], model_id: str, prompt: str,
-              env: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
-    """``droid exec`` with ``settings`` as ~/.factory/settings.json; returns stdout + stderr and the
-    stream-json events."""
+def settings_for(gateway: str, prefix: str, model: str, provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generated settings and the entry of ``model`` in them, made a Chat one for the Chat provider."""
+    settings = generated_settings(gateway, prefix)
+    entry = next(e for e in settings["customModels"] if e["model"] == model)
+    if provider == CHAT:
+        entry.update(provider=CHAT, baseUrl=f"{gateway}/v1")
+    assert entry["provider"] == provider and entry["apiKey"] == "${%s}" % KEY_ENV
+    return settings, entry
+
+
+def droid_exec(droid: Path, home: Path, settings: dict[str, Any], args: list[str], key: str,
+               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``droid exec ARGS`` with ``settings`` as ~/.factory/settings.json under the scratch ``home``, in a
+    working directory holding the file LS will list, the key in the variable the settings name."""
     factory = home / ".factory"
     factory.mkdir(parents=True, exist_ok=True)
     (factory / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -83,16 +94,19 @@ def run_droid(droid: Path, home: Path, settings: dict[str, Any], model_id: str, 
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("FACTORY_", "DROID_", "ANTHROPIC_", "OPENAI_", "PROXYHUB_"))
             and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    result = subprocess.run(
-        # --auto low: the tools the model calls run without a prompt (there is no one to answer one); LS
-        # needs no more. --remove-tools Read: LS becomes the first tool, the one the fake calls.
-        [str(droid), "exec", "--auto", "low", "--remove-tools", "Read", "-m", model_id, "-o", "stream-json",
-         prompt],
-        cwd=work, env={**base, "HOME": str(home), "FACTORY_AIRGAP_ENABLED": "1", **env},
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=50)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    return output, [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return subprocess.run([str(droid), "exec", *args], cwd=work,
+                          env={**base, "HOME": str(home), "FACTORY_AIRGAP_ENABLED": "1", KEY_ENV: key},
+                          input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=50)
+
+
+# --auto low: the tools the model calls run without a prompt (there is no one to answer one); LS needs no
+# more. --remove-tools Read: LS becomes the first tool, the one the fake calls.
+AGENT = ["--auto", "low", "--remove-tools", "Read", "-o", "stream-json"]
+
+
+def events_of(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
 # case: (model, Droid provider, ProxyHub endpoint, upstream)
@@ -110,16 +124,15 @@ PROMPTS = {"plain": ("say hello", "Echo: "), "tool": ("use the tool please", "To
 def test_droid_with_the_generated_settings(gateway, droid, api_key_factory, accounts, fake, tmp_path, case, kind):
     model, provider, endpoint, upstream = CASES[case]
     api_key, raw = api_key_factory(models=["claude-*", "gpt-*"])
-    settings = generated_settings(gateway, api_key.prefix)
-    entry = next(e for e in settings["customModels"] if e["model"] == model)
-    if provider == CHAT:
-        entry.update(provider=CHAT, baseUrl=f"{gateway}/v1")
-    assert entry["provider"] == provider and entry["apiKey"] == "${%s}" % KEY_ENV
+    settings, entry = settings_for(gateway, api_key.prefix, model, provider)
     prompt, expected = PROMPTS[kind]
 
     # The id the generated entry carries is the one Droid derives: -m finds the model by it.
-    output, events = run_droid(droid, tmp_path, settings, entry["id"], prompt, {KEY_ENV: raw})
+    result = droid_exec(droid, tmp_path, settings, [*AGENT, "-m", entry["id"], prompt], raw)
 
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    events = events_of(result)
     assert [e["model"] for e in events if e.get("subtype") == "init"] == [entry["id"]], output
     completions = [e for e in events if e.get("type") == "completion"]
     assert len(completions) == 1, output
@@ -143,10 +156,10 @@ def test_droid_with_the_generated_settings(gateway, droid, api_key_factory, acco
     if kind == "tool":
         # The second upstream request carried the result of the call the first one answered: LS's listing.
         first_call = "tool_use" if upstream == "claude" else "function_call"
-        results = [block for block in _parts(sent[1].json) if block.get("type") in ("tool_result", "function_call_output")]
+        results = _tool_results(sent[1].json)
         assert len(results) == 1 and LISTED in json.dumps(results[0]), json.dumps(sent[1].json)[-2000:]
         assert any(part.get("type") == first_call for part in _parts(sent[1].json))
-        assert final.startswith("Tool said: ") and LISTED in final
+        assert LISTED in final
 
 
 def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -155,6 +168,42 @@ def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
         return [item for item in body["input"] if isinstance(item, dict)]
     return [block for message in body["messages"] if isinstance(message.get("content"), list)
             for block in message["content"] if isinstance(block, dict)]
+
+
+def _tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    # Only these: Droid's session-start reminder lists the working directory too.
+    return [part for part in _parts(body) if part.get("type") in ("tool_result", "function_call_output")]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_droid_second_turn_replays_the_first_with_its_thinking(gateway, droid, api_key_factory, accounts, fake,
+                                                               tmp_path, case):
+    """Two user turns in one session (``--input-format stream-json``, deprecated in 0.225 but the offline way:
+    ``-s`` fetches the session from Factory's servers). The third upstream request replays the first turn
+    whole: the call, its result, the answer, and the thinking (a signed block for Claude, encrypted reasoning
+    for GPT), which the fakes check like the real upstreams do. In this mode Droid prints only its init event,
+    so the answers are read from what it sent back."""
+    model, provider, endpoint, upstream = CASES[case]
+    api_key, raw = api_key_factory(models=["claude-*", "gpt-*"])
+    settings, entry = settings_for(gateway, api_key.prefix, model, provider)
+    turns = "".join(json.dumps({"role": "user", "content": text}) + "\n"
+                    for text in ("use the tool please", "say hello again"))
+    result = droid_exec(droid, tmp_path, settings, [*AGENT, "--input-format", "stream-json", "-m", entry["id"]],
+                        raw, stdin=turns)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and '"type":"error"' not in output, output
+    assert raw not in output
+    rows = wait_for_usage(3, timeout=30)
+    assert [(r.endpoint, r.provider, r.status_code) for r in rows] == [(endpoint, upstream, 200)] * 3, output
+    sent = fake.requests(upstream)
+    assert [r.status for r in sent] == [200] * 3
+    last = json.dumps(sent[2].json)
+    assert len(results := _tool_results(sent[2].json)) == 1 and LISTED in json.dumps(results[0]), last[-2000:]
+    assert last.rfind("say hello again") > last.rfind("Tool said: ") > 0
+    if provider == "anthropic":
+        assert any(p.get("type") == "thinking" and p.get("signature") for p in _parts(sent[2].json)), last[-2000:]
+    if provider == "openai":
+        assert any(p.get("type") == "reasoning" and p.get("encrypted_content") for p in _parts(sent[2].json))
 
 
 def test_droid_derives_the_ids_the_generated_settings_carry(gateway, droid, api_key_factory, tmp_path):
@@ -167,16 +216,11 @@ def test_droid_derives_the_ids_the_generated_settings_carry(gateway, droid, api_
     Model.objects.create(name="gpt-5.5-team", display_name="GPT-5.5 ", provider="codex", max_output_tokens=1000)
     api_key, _ = api_key_factory(models=[])  # no allowlist: every enabled model
     settings = generated_settings(gateway, api_key.prefix)
-    assert {"custom:GPT-5.5-[ProxyHub]-0", "custom:GPT-5.5-[ProxyHub]-1"} <= {e["id"] for e in settings["customModels"]}
     generated = [e.pop("id") for e in settings["customModels"]]
+    assert {"custom:GPT-5.5-[ProxyHub]-0", "custom:GPT-5.5-[ProxyHub]-1"} <= set(generated)
     for e in settings["customModels"]:
         del e["index"]
-    (tmp_path / ".factory").mkdir()
-    (tmp_path / ".factory" / "settings.json").write_text(json.dumps(settings))
-    result = subprocess.run([str(droid), "exec", "-m", "custom:not-configured", "say hello"], cwd=tmp_path,
-                            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
-                                 "FACTORY_AIRGAP_ENABLED": "1", KEY_ENV: "unused"},
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=50)
+    result = droid_exec(droid, tmp_path, settings, ["-m", "custom:not-configured", "say hello"], "unused")
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Invalid model: custom:not-configured" in output, output
     listed = output.split("Available custom models:", 1)[1].split("\n\n", 1)[0]
@@ -188,20 +232,13 @@ def test_droid_with_a_wrong_key_stops_at_once_with_proxyhubs_message(gateway, dr
                                                                      model):
     """A 401 must end the run quickly and say why (PROTOCOLS.md §7.4: clients retry a 401 unless told)."""
     api_key, raw = api_key_factory(models=["claude-*", "gpt-*"])
-    settings = generated_settings(gateway, api_key.prefix)
-    entry = next(e for e in settings["customModels"] if e["model"] == model)
+    settings, entry = settings_for(gateway, api_key.prefix, model, "anthropic" if model == CLAUDE else "openai")
     wrong = raw[:-4] + ("aaaa" if not raw.endswith("aaaa") else "bbbb")
-    (tmp_path / ".factory").mkdir()
-    (tmp_path / ".factory" / "settings.json").write_text(json.dumps(settings))
     started = time.monotonic()
-    result = subprocess.run([str(droid), "exec", "-m", entry["id"], "-o", "stream-json", "say hello"], cwd=tmp_path,
-                            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
-                                 "FACTORY_AIRGAP_ENABLED": "1", KEY_ENV: wrong},
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=50)
+    result = droid_exec(droid, tmp_path, settings, ["-o", "stream-json", "-m", entry["id"], "say hello"], wrong)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and time.monotonic() - started < 20, output
-    errors = [e["message"] for line in result.stdout.splitlines() if line.startswith("{")
-              for e in [json.loads(line)] if e.get("type") == "error"]
+    errors = [e["message"] for e in events_of(result) if e.get("type") == "error"]
     assert any(m.startswith("401") and "Invalid API key" in m for m in errors), output
     assert wrong not in output and raw not in output
     assert fake.requests("claude") == [] and fake.requests("codex") == []
