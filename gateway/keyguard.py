@@ -1,17 +1,19 @@
 """The wrong-key throttle and what a refused key is told.
 
-Failed key checks (unknown, revoked or expired keys, no key) are counted per client
-address (the socket's peer, or the client behind it when the peer is one of
-PROXYHUB_TRUSTED_PROXIES: proxyhub.client_ip) in a sliding window of the shared store
-(gateway.shared: Redis or the database), so the count holds across every process and host. Past PROXYHUB_BAD_KEY_LIMIT failures in
-PROXYHUB_BAD_KEY_WINDOW seconds, that address's failed checks are answered 429 with
-``retry-after`` instead of 401, which slows key guessing to the limit's pace. Only failures
-are counted and refused: a valid key is never looked at here, so a teammate behind the same
-NAT address as a misconfigured client keeps working. If the store cannot be reached, the
-throttle is off (logged once a minute) and refusals stay 401.
+Failed key checks (unknown, revoked or expired keys, no key) are counted per client address
+(the socket's peer, or the client behind it when the peer is one of PROXYHUB_TRUSTED_PROXIES:
+proxyhub.client_ip) in a sliding window of the shared store (gateway.shared: Redis or the
+database), so the count holds across every process and host. An IPv6 client counts per /64, the
+block one host or subscriber is usually given, so it cannot step to a fresh address per guess.
+Past PROXYHUB_BAD_KEY_LIMIT failures in PROXYHUB_BAD_KEY_WINDOW seconds, that address's failed
+checks are answered 429 with ``retry-after`` instead of 401, which slows key guessing to the
+limit's pace. Only failures are counted and refused: a valid key is never looked at here, so a
+teammate behind the same NAT address as a misconfigured client keeps working. If the store
+cannot be reached, the throttle is off (logged once a minute) and refusals stay 401.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -20,7 +22,7 @@ from django.conf import settings
 
 from accounts.services import KeyCheck
 from gateway import shared
-from proxyhub.client_ip import client_ip
+from proxyhub.client_ip import client_ip, parse_address
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +39,23 @@ def address_of(client: Any, forwarded_for: str | None = None) -> str:
     return client_ip(peer, forwarded_for, settings.PROXYHUB_TRUSTED_PROXIES) or "unknown"
 
 
+def bucket_of(address: str) -> str:
+    """What failures are counted under: the address, or for IPv6 its /64."""
+    parsed = parse_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
+
+
 async def note_failure(client: Any, forwarded_for: str | None = None) -> float | None:
     """Count one failed key check from ``client`` (the ASGI scope's, with the request's X-Forwarded-For);
     the seconds to wait when it is past the limit, else None."""
     limit = settings.PROXYHUB_BAD_KEY_LIMIT
     if limit <= 0:
         return None
-    address = address_of(client, forwarded_for)
+    bucket = bucket_of(address_of(client, forwarded_for))
     try:
-        verdict = await shared.backend().hit(f"badkey:{address}", limit, settings.PROXYHUB_BAD_KEY_WINDOW)
+        verdict = await shared.backend().hit(f"badkey:{bucket}", limit, settings.PROXYHUB_BAD_KEY_WINDOW)
     except shared.SharedStateError as exc:
         _log_unenforced(exc)
         return None

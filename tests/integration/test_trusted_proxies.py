@@ -44,6 +44,9 @@ def test_behind_a_trusted_balancer_each_client_is_throttled_on_its_own(server_ki
         assert wrong_key(server.url, "198.51.100.1, 198.51.100.2") == 401
         # A trusted hop between (a 10.x proxy) is skipped: the client is the address before it.
         assert wrong_key(server.url, "198.51.100.1, 10.1.2.3") == 429
+        # IPv6 clients count per /64: stepping through its own block gives a client no fresh count.
+        assert [wrong_key(server.url, f"2001:db8:0:7::{n}") for n in range(1, 5)] == [401, 401, 401, 429]
+        assert wrong_key(server.url, "2001:db8:0:8::1") == 401
 
 
 def test_without_trusted_proxies_a_forged_header_does_not_dodge_the_throttle(server_kind, fake):
