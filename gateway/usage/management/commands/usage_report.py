@@ -89,8 +89,9 @@ def _user(username: str | None) -> Any:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A conversations() row in COLUMNS order, its times as ISO text (JSON has no datetime)."""
-    return {c: row[c].isoformat() if isinstance(row[c], datetime) else row[c] for c in conversations.COLUMNS}
+    """A conversations() row in COLUMNS order, its times as ISO text to the second (JSON has no datetime)."""
+    return {c: row[c].isoformat(timespec="seconds") if isinstance(row[c], datetime) else row[c]
+            for c in conversations.COLUMNS}
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
