@@ -149,9 +149,11 @@ def anthropic_conversation(body: dict[str, Any]) -> Conversation:
 
 
 def _anthropic_tools(tools: list[dict[str, Any]]) -> Iterator[ToolSpec]:
-    # Server tools (typed, no input_schema) are not ours to call.
+    # Server tools (typed, no input_schema) are not ours to call. Nor are deferred ones
+    # (``defer_loading: true``): the real model sees them only once tool search loads them,
+    # and Claude Code offers a DeferredToolPlaceholder of that kind ahead of its real tools.
     for tool in tools:
-        if tool.get("type") in (None, "custom") and "input_schema" in tool:
+        if tool.get("type") in (None, "custom") and "input_schema" in tool and tool.get("defer_loading") is not True:
             yield ToolSpec(tool["name"], tool["input_schema"])
 
 

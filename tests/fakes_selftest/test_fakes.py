@@ -213,6 +213,17 @@ def test_claude_two_tools_give_parallel_calls_and_tool_results_get_answered(clau
     assert answer["content"][0]["text"] == "Tool said: 18C"
 
 
+def test_claude_never_calls_a_deferred_tool(claude: Any) -> None:
+    # Deferred tools stay out of the model's view until tool search loads them (Claude Code 2.1.332
+    # offers a DeferredToolPlaceholder first): the first tool called is the first one not deferred.
+    placeholder = {"name": "DeferredToolPlaceholder", "description": "never call this tool",
+                   "input_schema": {"type": "object", "properties": {}}, "defer_loading": True}
+    calls = claude(claude_body("use the tool", tools=[placeholder, WEATHER_TOOL])).json()["content"]
+    assert [c["name"] for c in calls if c["type"] == "tool_use"] == ["get_weather"]
+    only_deferred = claude(claude_body("use the tool", tools=[placeholder])).json()["content"]
+    assert [c["type"] for c in only_deferred] == ["text"]
+
+
 MARK = {"type": "ephemeral"}
 LONG_SYSTEM = "You review code carefully and answer in short sentences. " * 100  # ~1,400 tokens: cacheable
 
