@@ -69,10 +69,14 @@ def claude_code_env(base_url: str, models: Iterable[ModelInfo], api_key: str | N
         "export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
     ]
     if claude:
-        # The newest sonnet / haiku by name (catalog names sort by version).
+        # The newest sonnet / opus / haiku by name (catalog names sort by version). Every tier is
+        # named: Claude Code's own tier defaults (`--model sonnet`, `/model opus`) are newer names
+        # than the catalog may hold, and an unmapped tier would answer "Unknown model".
         main = max((n for n in claude if "sonnet" in n), default=claude[0])
+        large = max((n for n in claude if "opus" in n), default=main)
         small = max((n for n in claude if "haiku" in n), default=main)
-        lines += [f"export ANTHROPIC_MODEL={main}", f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={small}"]
+        lines += [f"export ANTHROPIC_MODEL={main}", f"export ANTHROPIC_DEFAULT_SONNET_MODEL={main}",
+                  f"export ANTHROPIC_DEFAULT_OPUS_MODEL={large}", f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={small}"]
     return "\n".join(lines) + "\n"
 
 

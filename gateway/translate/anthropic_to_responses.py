@@ -247,6 +247,10 @@ def _tool(tool: Any) -> dict[str, Any] | None:
     # type; only client tools (no type, or "custom") can run behind Codex.
     if not isinstance(tool, dict) or tool.get("type") not in (None, "custom") or not tool.get("name"):
         return None
+    if tool.get("defer_loading") is True:
+        # Loaded only through tool search, which Codex lacks: Claude Code marks its "never call this"
+        # placeholder so, and a model that saw it as a plain function would call it.
+        return None
     schema = dict(tool.get("input_schema") or {"type": "object"})
     if schema.get("type") == "object":
         schema.setdefault("properties", {})

@@ -68,6 +68,18 @@ def test_claude_code_env_points_at_the_server_root(alice_client, key):
     assert "export ANTHROPIC_BASE_URL=http://testserver\n" in text
     assert "export ANTHROPIC_AUTH_TOKEN=$PROXYHUB_API_KEY" in text
     assert "ANTHROPIC_MODEL=claude-sonnet-4-6" in text
+    # Every tier Claude Code can switch to (--model sonnet / opus / haiku) names a model the key may use:
+    # this key has no opus or haiku, so those tiers fall back to its sonnet.
+    for tier in ("SONNET", "OPUS", "HAIKU"):
+        assert f"ANTHROPIC_DEFAULT_{tier}_MODEL=claude-sonnet-4-6\n" in text
+
+
+def test_claude_code_env_names_the_newest_model_of_each_tier(alice_client, api_key_factory, catalog):
+    api_key, _ = api_key_factory("alice", ["claude-*"])
+    text = download(alice_client, api_key, "claude-code").content.decode()
+    assert "ANTHROPIC_DEFAULT_SONNET_MODEL=claude-sonnet-4-6\n" in text
+    assert "ANTHROPIC_DEFAULT_OPUS_MODEL=claude-opus-4-7\n" in text
+    assert "ANTHROPIC_DEFAULT_HAIKU_MODEL=claude-haiku-4-5" in text
 
 
 def test_configs_use_the_public_url_when_one_is_set(alice_client, key, settings):

@@ -168,11 +168,9 @@ CASES = [
     pytest.param(SONNET, "plain", {}, id="claude-plain"),
     pytest.param(SONNET, "tool", {}, id="claude-tool"),
     pytest.param(GPT, "plain", {}, id="gpt-plain"),
-    pytest.param(GPT, "tool", {}, id="gpt-tool", marks=pytest.mark.xfail(strict=True, reason=(
-        "gateway bug (gateway/translate/anthropic_to_responses.py _tool): Claude Code offers a GPT model a "
-        "DeferredToolPlaceholder tool (defer_loading: true, 'never call this tool') first; the translator "
-        "sends it to Codex as an ordinary function, which the model can call. Deferred tools must not "
-        "reach Codex as callable functions."))),
+    # Claude Code offers a GPT model a DeferredToolPlaceholder (defer_loading: true) first; it must not
+    # reach Codex as a callable function.
+    pytest.param(GPT, "tool", {}, id="gpt-tool"),
     # The same round trip with Claude Code's tool search off (no placeholder): the translation of the
     # tool call and its result works.
     pytest.param(GPT, "tool", {"ENABLE_TOOL_SEARCH": "false"}, id="gpt-tool-without-tool-search"),
@@ -258,11 +256,6 @@ def test_claude_code_haiku_tier_is_served_with_the_generated_config(gateway, cla
     assert [r.json["model"] for r in assert_claude_upstream(fake, accounts["claude"], 2)] == [SONNET, HAIKU]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "accounts/client_configs.py claude_code_env exports ANTHROPIC_MODEL and ANTHROPIC_DEFAULT_HAIKU_MODEL "
-    "only: Claude Code 2.1.332's own sonnet/opus tiers are claude-sonnet-5-5 / claude-opus-5-5, not in "
-    "the catalog, so `--model sonnet` (or /model) gets 404 Unknown model. Fix: also export "
-    "ANTHROPIC_DEFAULT_SONNET_MODEL (and ANTHROPIC_DEFAULT_OPUS_MODEL) with the key's catalog models."))
 def test_claude_code_sonnet_tier_is_served_with_the_generated_config(gateway, claude, key, accounts, fake,
                                                                      tmp_path, internet):
     api_key, raw = key

@@ -508,3 +508,14 @@ def test_fail_is_a_no_op_after_the_end() -> None:
 
 def test_module_exports_the_stream_translator() -> None:
     assert anthropic_to_responses.StreamTranslator is StreamTranslator
+
+
+def test_deferred_tools_do_not_reach_codex_as_functions() -> None:
+    # Claude Code 2.1.332 offers a GPT model a "never call this" placeholder first, marked defer_loading
+    # (loaded only through tool search, which Codex lacks); as a plain function the model would call it.
+    tools = [{"name": "DeferredToolPlaceholder", "input_schema": {"type": "object", "properties": {}},
+              "defer_loading": True},
+             {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
+    body = {"model": "gpt-5.5", "max_tokens": 100, "tools": tools,
+            "messages": [{"role": "user", "content": "hi"}]}
+    assert [t["name"] for t in request(body, TARGET)["tools"]] == ["Bash"]
