@@ -71,7 +71,10 @@ class _ServerThread(threading.Thread):
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         self.sock = sock
-        config = uvicorn.Config(application, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+        # proxy_headers off: like deploy/serve with no PROXYHUB_TRUSTED_PROXIES, uvicorn must not take a
+        # test's X-Forwarded-For as the client (by default it trusts loopback, where every test client is).
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
+                                proxy_headers=False)
         self.server = uvicorn.Server(config)
 
     def run(self) -> None:
