@@ -1,11 +1,12 @@
-"""Thin raw-ASGI helpers: read a bounded body, send JSON, send errors in the client's format."""
+"""Thin raw-ASGI helpers: read a bounded body, send JSON or the head of a stream.
+
+Errors go out through gateway.refusals, which builds them in the client's format."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from gateway import fastjson
-from gateway.formats.errors import error_body
 from gateway.request_context import current as current_request_id
 
 Scope = dict[str, Any]
@@ -85,13 +86,6 @@ async def send_bytes(send: Send, status: int, body: bytes, content_type: str = "
 
 async def send_json(send: Send, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
     await send_bytes(send, status, fastjson.dumps(obj), headers=headers)
-
-
-async def send_error(send: Send, client_format: str, status: int, message: str, *,
-                     code: str | None = None, error_type: str | None = None,
-                     headers: Mapping[str, str] | None = None) -> None:
-    body = error_body(client_format, status, message, code=code, error_type=error_type)
-    await send_json(send, status, body, headers=headers)
 
 
 async def start_stream(send: Send, headers: Mapping[str, str] | None = None) -> None:

@@ -42,6 +42,7 @@ from django.db.models import F, Sum
 from accounts.models import ApiKey
 from credentials import alerts, window_state
 from gateway import pool, shared
+from gateway.refusals import RefusalError
 from gateway.usage.models import UsageRecord
 from gateway.usage.reports import Prices, model_prices
 from gateway.usage.rows import UsageRow
@@ -65,12 +66,13 @@ _share_flush: asyncio.Task[None] | None = None
 SHARE_FLUSH_SECONDS = 1.0
 
 
-class LimitExceededError(Exception):
-    """A key's limit refuses the request: ``message`` names the limit, ``retry_after`` is in seconds."""
+class LimitExceededError(RefusalError):
+    """A key's limit refuses the request: 429, the message naming the limit, ``retry_after`` in seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.message = message
+        seconds = str(max(int(retry_after + 0.999), 1))
+        super().__init__(429, f"{message} Try again in {seconds} s.", error_type="rate_limit_exceeded",
+                         headers={"retry-after": seconds})
         self.retry_after = retry_after
 
 

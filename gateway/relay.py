@@ -1,9 +1,16 @@
 """One generation request: translate, pick a credential, call upstream, relay back.
 
+    relay(job, send)
+      _translated()        the client's body in the upstream's format (gateway.translate)
+      upstream.prepare()   the upstream's own body rules, once (gateway.upstream.<provider>)
+      _open()              credentials in turn: _call() -> _post(), _vetted(); each failure an UpstreamError
+      _deliver()           a stream, an aggregated stream or one body; the usage row before the last byte
+
 Retries happen only before the first byte reaches the client (PROTOCOLS.md
 §6.11.12): 401 refreshes the token once; rate limits, overload and network
 errors cool the credential down and move to the next one, a bounded number
-of times. After the first byte, a failure becomes an error event.
+of times. A request that cannot be served is raised as a RefusalError for the
+caller to answer. After the first byte, a failure becomes an error event.
 """
 from __future__ import annotations
 
@@ -20,15 +27,15 @@ from accounts.models import ApiKey
 from credentials import alerts
 from credentials.models import Credential
 from credentials.refresh import RefreshError, arefresh
-from gateway import fastjson, pool
+from gateway import fastjson, pool, refusals
 from gateway.catalog import Entry
 from gateway.formats.conversation import conversation_key
-from gateway.formats.errors import ANTHROPIC_TYPES
 from gateway.formats.meter import UsageMeter
 from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
 from gateway.formats.sse import KEEPALIVE, SSEParser
 from gateway.formats.stream_errors import stream_error
-from gateway.http import Request, Send, send_bytes, send_error, send_json, start_stream
+from gateway.http import Request, Send, send_bytes, send_json, start_stream
+from gateway.refusals import RefusalError
 from gateway.routes import Route, route_for
 from gateway.translate.errors import TranslationError
 from gateway.translate.mapping import Target
@@ -47,7 +54,6 @@ logger = logging.getLogger(__name__)
 # so an upstream x-request-id (OpenAI's) is passed as x-upstream-request-id.
 PASSED_HEADERS = {"request-id": "request-id", "x-request-id": "x-upstream-request-id"}
 PEEK_LIMIT = 64 * 1024  # never hold back more than this while vetting a stream
-ANTHROPIC_ERROR_TYPES = frozenset(ANTHROPIC_TYPES.values())
 PROVIDER_NAMES = {"claude": "Claude", "codex": "ChatGPT (Codex)"}
 
 
@@ -80,30 +86,22 @@ class Opened:
             yield chunk
 
 
-class Failure(Exception):
-    """The request cannot be served; carries the client-facing status and message."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
-                 error_type: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers, self.error_type = status, message, headers or {}, error_type
-
-
 async def relay(job: Job, send: Send) -> None:
-    """Serve ``job`` completely, including its usage record."""
+    """Serve ``job`` completely, including its usage record.
+
+    Raises RefusalError, before any byte of the answer, when the request cannot be
+    served (a body that cannot be translated, no ready account, the upstream's
+    refusal); the caller writes its usage row and answers it (gateway.refusals).
+    """
     upstream = UPSTREAMS[job.entry.provider]
     route = route_for(job.client_format, job.entry.provider)
     try:
         prepared = upstream.prepare(_translated(job, route), endpoint=job.endpoint, client_headers=job.request.headers,
                                     thinking=job.thinking, adaptive=job.entry.adaptive_thinking,
                                     session_seed=job.api_key.prefix)
-        opened, credential = await _open(job, upstream, prepared)
     except TranslationError as exc:
-        await _fail(job, send, Failure(exc.status, exc.message), outcome=Outcome.REJECTED)
-        return
-    except Failure as exc:
-        await _fail(job, send, exc, outcome=Outcome.UPSTREAM_ERROR)
-        return
+        raise RefusalError(exc.status, exc.message) from None
+    opened, credential = await _open(job, upstream, prepared)
     job.record.credential_id = credential.pk
     meter = UsageMeter(upstream.upstream_format)
     try:
@@ -134,7 +132,7 @@ def _translated(job: Job, route: Route) -> dict[str, Any]:
 
 
 async def _open(job: Job, upstream: Upstream, prepared: Prepared) -> tuple[Opened, Credential]:
-    """An upstream response with a 2xx status, trying credentials in turn; raises Failure."""
+    """An upstream response with a 2xx status, trying credentials in turn; raises RefusalError."""
     provider = job.entry.provider
     conversation = conversation_key(job.request.headers, job.body, job.api_key.prefix)
     if conversation != job.api_key.prefix:  # the key itself is the fallback, not a conversation
@@ -244,60 +242,57 @@ async def _sideline(credential: Credential, error: UpstreamError) -> None:
     """Keep a failing credential out of the way for as long as its error says."""
     reason = f"{error.status} {error.error_type or ''} {error.message}".strip()[:200]
     if isinstance(error, UpstreamAuthError):
-        await pool.take_out(credential, Credential.Status.NEEDS_RELOGIN, f"rejected after refresh: {reason}")
+        # TextChoices members are str; without Django's stubs mypy reads them as (value, label) tuples.
+        await pool.take_out(credential, Credential.Status.NEEDS_RELOGIN,  # type: ignore[arg-type]
+                            f"rejected after refresh: {reason}")
     elif isinstance(error, CredentialUnusableError):
-        await pool.take_out(credential, Credential.Status.DISABLED, reason)
+        await pool.take_out(credential, Credential.Status.DISABLED, reason)  # type: ignore[arg-type]
     elif isinstance(error, (UpstreamRateLimitedError, UpstreamUnavailableError)):
         await pool.cool_down(credential, error.cooldown or settings.PROXYHUB_COOLDOWN_THROTTLE, reason)
     logger.warning("credential %s failed: %s %s", credential.pk, error.status, error.error_type or "")
 
 
-def _no_credential(job: Job, exc: pool.NoCredentialError) -> Failure:
+def _no_credential(job: Job, exc: pool.NoCredentialError) -> RefusalError:
     name = PROVIDER_NAMES.get(exc.provider, exc.provider)
     if exc.groups:
         groups = ", ".join(exc.groups)
         if exc.retry_after is not None:
             return _rate_limited(job, exc.retry_after,
                                  f"Every {name} account in this key's groups ({groups}) is cooling down right now.")
-        return Failure(503, f"This key's account groups ({groups}) have no ready {name} account. "
-                            f"Ask an admin to add an account to the groups or check the credentials page.")
+        return _upstream_refusal(503, f"This key's account groups ({groups}) have no ready {name} account. "
+                                      f"Ask an admin to add an account to the groups or check the credentials page.")
     if not exc.connected:
-        return Failure(503, f"No {name} account is connected to this ProxyHub. Ask an admin to connect one "
-                            f"(admin site, or `python manage.py import_credentials`).", error_type=None)
+        return _upstream_refusal(503, f"No {name} account is connected to this ProxyHub. Ask an admin to connect "
+                                      f"one (admin site, or `python manage.py import_credentials`).")
     if exc.retry_after is not None:
         return _rate_limited(job, exc.retry_after, f"Every {name} account is cooling down right now.")
-    return Failure(503, f"No {name} account is usable right now (all need re-login or are disabled). "
-                        f"Ask an admin to check the credentials page.")
+    return _upstream_refusal(503, f"No {name} account is usable right now (all need re-login or are disabled). "
+                                  f"Ask an admin to check the credentials page.")
 
 
-def _rate_limited(job: Job, retry_after: float, message: str) -> Failure:
+def _rate_limited(job: Job, retry_after: float, message: str) -> RefusalError:
     seconds = str(max(int(retry_after + 0.999), 1))
     headers = {"retry-after": seconds}
     if job.client_format == "anthropic":
         headers["anthropic-ratelimit-unified-status"] = "rejected"
-    return Failure(429, f"{message} Try again in {seconds} s.", headers)
+    return _upstream_refusal(429, f"{message} Try again in {seconds} s.", headers=headers)
 
 
-def _exhausted(job: Job, last: UpstreamError) -> Failure:
+def _exhausted(job: Job, last: UpstreamError) -> RefusalError:
     if isinstance(last, UpstreamRateLimitedError):
         return _rate_limited(job, last.cooldown or settings.PROXYHUB_COOLDOWN_THROTTLE, "The upstream is rate-limiting.")
-    return Failure(502, f"Upstream failed: {last.message}")
+    return _upstream_refusal(502, f"Upstream failed: {last.message}")
 
 
-def _rejected(error: UpstreamError) -> Failure:
+def _rejected(error: UpstreamError) -> RefusalError:
     status = error.status if 400 <= error.status < 500 else 400
-    return Failure(status, error.message, error_type=error.error_type if status != 400 or error.error_type else None)
+    return _upstream_refusal(status, error.message,
+                             error_type=error.error_type if status != 400 or error.error_type else None)
 
 
-async def _fail(job: Job, send: Send, failure: Failure, *, outcome: str, meter: UsageMeter | None = None) -> None:
-    job.record.outcome = outcome
-    job.record.status_code = failure.status
-    job.record.error_type = (failure.error_type or "")[:64]
-    _finish_record(job, meter)
-    anthropic = job.client_format == "anthropic"
-    known_type = failure.error_type if anthropic and failure.error_type in ANTHROPIC_ERROR_TYPES else None
-    await send_error(send, job.client_format, failure.status, failure.message, headers=failure.headers,
-                     error_type=known_type, code=None if anthropic else failure.error_type)
+def _upstream_refusal(status: int, message: str, *, error_type: str | None = None,
+                      headers: dict[str, str] | None = None) -> RefusalError:
+    return RefusalError(status, message, error_type=error_type, headers=headers, outcome=Outcome.UPSTREAM_ERROR)
 
 
 async def _deliver(job: Job, send: Send, route: Route, opened: Opened, meter: UsageMeter) -> None:
@@ -334,8 +329,11 @@ async def _aggregate(job: Job, send: Send, route: Route, opened: Opened, meter: 
     try:
         result = aggregator.result()
     except UpstreamStreamError as exc:
-        await _fail(job, send, Failure(exc.status, exc.message, error_type=exc.code), outcome=Outcome.UPSTREAM_ERROR,
-                    meter=meter)
+        # Nothing went out yet, but the stream was read: its row keeps the tokens metered.
+        refusal = _upstream_refusal(exc.status, exc.message, error_type=exc.code)
+        refusals.mark_row(job.record, refusal)
+        _finish_record(job, meter)
+        await refusals.send(send, job.client_format, refusal)
         return
     obj = result if route.response is None else route.response(result, job.body, job.entry.name)
     job.record.status_code = 200

@@ -34,19 +34,16 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import ApiKey
-from gateway import fastjson, limits
-from gateway.app import (
-    TOO_DEEP, Rejection, authenticate, check_required_fields, normalise_path, reject, resolve_model,
-)
-from gateway.formats.errors import error_body
+from gateway import admission, fastjson, limits, refusals
+from gateway.admission import TOO_DEEP
 from gateway.formats.responses_aggregate import ResponseAggregator, UpstreamStreamError
 from gateway.formats.responses_chain import PreviousResponseNotFoundError, ResponseChain
 from gateway.formats.sse import KEEPALIVE, Event, SSEParser
 from gateway.http import Message, Receive, Request, Scope, Send
+from gateway.refusals import RefusalError
 from gateway.relay import Job, relay
 from gateway.request_context import adopt as adopt_request_id
 from gateway.usage import metrics
-from gateway.usage.rows import UsageRow
 from gateway.usage.writer import record_usage
 
 logger = logging.getLogger(__name__)
@@ -56,52 +53,27 @@ WARMUP_ENDPOINT = "responses_ws_warmup"
 # The events the connection reads to remember a response's output; the rest go out unparsed.
 _HISTORY_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete",
                              "response.failed", "error"})
-# Headers of an HTTP error worth handing on inside an error frame (Codex reads retry-after on 429).
-_FRAME_HEADERS = ("retry-after", "x-request-id", "anthropic-ratelimit-unified-status")
 
 
 async def responses_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     """ASGI app for ``websocket`` scopes on /v1/responses and /backend-api/codex/responses."""
     if (await receive())["type"] != "websocket.connect":
         return
-    request = Request.from_scope(scope)
-    request.path = normalise_path(scope["path"])
+    request = admission.new_request(scope)
     request.client_format = "responses"
-    request.request_id = adopt_request_id(request.headers.get("x-request-id"))
-    request.extra["client"] = scope.get("client")  # the wrong-key throttle counts per host
-    refusal = _Captured()
-    api_key = await authenticate(request, refusal)
+    refused: dict[str, Any] | None = None
+    try:
+        api_key = await admission.authenticate(request)
+    except RefusalError as exc:
+        refused = refusals.frame(exc, request.request_id)
     await send({"type": "websocket.accept", "headers": [(b"x-request-id", request.request_id.encode("latin-1"))]})
-    if api_key is None:
-        await _refuse(refusal, receive, send)
+    if refused is not None:
+        await _refuse(refused, receive, send)
         return
     await Connection(request, api_key, receive, send).serve()
 
 
-class _Captured:
-    """A Send that keeps the gateway's HTTP error answer (status, headers, body) instead of sending it."""
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.body = b""
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = int(message["status"])
-            self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
-        elif message["type"] == "http.response.body":
-            self.body += message.get("body", b"")
-
-    def frame(self) -> dict[str, Any]:
-        try:
-            body = fastjson.loads(self.body)
-        except ValueError:
-            body = self.body.decode("utf-8", errors="replace")
-        return error_frame(self.status, body, {k: v for k, v in self.headers.items() if k in _FRAME_HEADERS})
-
-
-async def _refuse(refusal: _Captured, receive: Receive, send: Send) -> None:
+async def _refuse(frame: dict[str, Any], receive: Receive, send: Send) -> None:
     """A refused key (401, or 429 from the wrong-key throttle) answers the first request as an error frame.
 
     Codex CLI treats such a frame as that HTTP answer (a 401: five retries, then it says why), as it
@@ -114,7 +86,7 @@ async def _refuse(refusal: _Captured, receive: Receive, send: Send) -> None:
         message = {"type": "websocket.receive"}
     if message["type"] == "websocket.receive":
         with suppress(OSError, RuntimeError):
-            await send({"type": "websocket.send", "text": fastjson.dumps(refusal.frame()).decode()})
+            await send({"type": "websocket.send", "text": fastjson.dumps(frame).decode()})
             await send({"type": "websocket.close", "code": 1008, "reason": "API key refused"})
 
 
@@ -215,14 +187,7 @@ class Connection:
             metrics.request_finished()
 
     async def _error_frame(self, status: int, message: str, code: str) -> None:
-        await self.send_frame(error_frame(status, error_body("responses", status, message, code=code)))
-
-
-def error_frame(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """An HTTP error answer as the error frame Codex handles like that HTTP status (PROTOCOLS.md §3.7)."""
-    error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {
-        "type": "server_error", "code": None, "message": str(body)[:500]}
-    return {"type": "error", "status": status, "error": error, "headers": headers or {}}
+        await self.send_frame(refusals.frame(RefusalError(status, message, error_type=code)))
 
 
 class Response:
@@ -232,44 +197,43 @@ class Response:
         self.connection, self.request, self.frame = connection, request, frame
         self.started = time.monotonic()
         self.warmup = frame.get("generate") is False
-        api_key = connection.api_key
-        self.record = UsageRow(
-            api_key_id=api_key.pk, user_id=api_key.user_id, key_prefix=api_key.prefix,
-            endpoint=WARMUP_ENDPOINT if self.warmup else ENDPOINT,
-            requested_model=str(frame.get("model") or "")[:100], stream=True, request_id=request.request_id,
-        )
+        self.record = admission.usage_row(request, connection.api_key, WARMUP_ENDPOINT if self.warmup else ENDPOINT,
+                                          frame, stream=True)
 
     async def serve(self) -> None:
         connection, api_key = self.connection, self.connection.api_key
         sink = FrameSink(connection)
+        ticket: limits.Ticket | None = None
         try:
-            body = connection.chain.expand(self.frame)
-        except PreviousResponseNotFoundError as exc:
-            # Codex resends the full request on a new connection when told this code (CLIProxyAPI: 409).
-            exc409 = Rejection(409, exc.message, "previous_response_not_found")
-            await reject(self.request, sink, self.record, exc409, self.started)
-            return
-        try:
-            check_required_fields("responses", body)
-            entry, thinking = await resolve_model(api_key, body)
+            body = self._expanded()
+            entry, thinking = await admission.resolve(api_key, "responses", body)
             if self.warmup:
                 self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
                 await self._warm_up(body)
                 return
             ticket = await limits.admit(api_key, entry.provider)
-        except (Rejection, limits.LimitExceededError) as exc:
-            await reject(self.request, sink, self.record, exc, self.started)
-            return
-        self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
-        job = Job(self.request, "responses", "responses", body, api_key, entry, True, self.record, self.started,
-                  thinking)
-        try:
+            self.record.provider, self.record.upstream_model = entry.provider, entry.upstream_model
+            job = Job(self.request, "responses", "responses", body, api_key, entry, True, self.record, self.started,
+                      thinking)
             await self._relay(job, sink)
+        except RefusalError as exc:
+            refusals.write_row(self.record, exc, self.started)  # before the answer, as every response
+            await connection.send_frame(refusals.frame(exc, self.request.request_id))
+            return
         finally:
-            await limits.finish(ticket, self.record)
+            if ticket is not None:
+                await limits.finish(ticket, self.record)
         completed = sink.completed()
         if completed is not None:
             connection.chain.remember(body, str(completed.get("id") or ""), completed.get("output") or [])
+
+    def _expanded(self) -> dict[str, Any]:
+        """The request with the conversation it continues (``previous_response_id``) filled in."""
+        try:
+            return self.connection.chain.expand(self.frame)
+        except PreviousResponseNotFoundError as exc:
+            # Codex resends the full request on a new connection when told this code (CLIProxyAPI: 409).
+            raise RefusalError(409, exc.message, error_type="previous_response_not_found") from None
 
     async def _relay(self, job: Job, sink: FrameSink) -> None:
         """relay() until it ends or the client goes away, which cancels it (and the upstream request)."""
@@ -310,35 +274,23 @@ class Response:
 class FrameSink:
     """The ASGI ``send`` that relay() writes its HTTP answer to, speaking WebSocket frames instead.
 
-    A 200 stream: each SSE event's data (already JSON with its ``type``) goes out as one text
-    frame; a stream-level ``error`` event gets a status so Codex acts on it. Any other status: the
-    error body becomes one error frame. The events that finish output items are read on the way,
+    relay() answers a WebSocket response (always a stream) with a 200 stream: each SSE event's
+    data (already JSON with its ``type``) goes out as one text frame; a stream-level ``error``
+    event gets a status so Codex acts on it (a refusal before the stream is raised, not sent:
+    Response.serve() answers it). The events that finish output items are read on the way,
     so the connection can chain the next response to this one.
     """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.status = 0
-        self.headers: dict[str, str] = {}
         self.parser = SSEParser()
         self.aggregator = ResponseAggregator()
-        self.error_body = b""
         self.terminal = ""
 
     async def __call__(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            self.status = int(message["status"])
-            self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
-            return
-        if kind != "http.response.body":
-            return
+        if message["type"] != "http.response.body":
+            return  # http.response.start: the 200 and its headers have no frame
         body: bytes = message.get("body", b"")
-        if self.status != 200:
-            self.error_body += body
-            if not message.get("more_body", False):
-                await self._send_error()
-            return
         if body == KEEPALIVE:
             await self.connection.send_frame({"type": "keepalive"})
             return
@@ -366,14 +318,6 @@ class FrameSink:
             if name in ("response.completed", "response.incomplete", "response.failed"):
                 self.terminal = name
         await self.connection.send_text(event.data)
-
-    async def _send_error(self) -> None:
-        try:
-            body = fastjson.loads(self.error_body)
-        except ValueError:
-            body = self.error_body.decode("utf-8", errors="replace")
-        headers = {k: v for k, v in self.headers.items() if k in _FRAME_HEADERS}
-        await self.connection.send_frame(error_frame(self.status, body, headers))
 
     def completed(self) -> dict[str, Any] | None:
         """The completed response (id and output items), or None when it did not complete."""

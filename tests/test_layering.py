@@ -45,7 +45,8 @@ def test_apps_import_downward_only(package, forbidden):
 
 
 V1_PATH = ("gateway.app", "gateway.relay", "gateway.pool", "gateway.upstream", "gateway.translate", "gateway.formats",
-           "gateway.keycache", "gateway.catalog", "gateway.limits", "gateway.http", "gateway.routes", "gateway.probe")
+           "gateway.keycache", "gateway.catalog", "gateway.limits", "gateway.http", "gateway.routes", "gateway.probe",
+           "gateway.admission", "gateway.refusals", "gateway.websocket")
 
 
 def test_usage_never_imports_the_v1_path():

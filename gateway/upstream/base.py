@@ -15,7 +15,7 @@ headers added), so a retry on the next credential redoes none of the work.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
 from gateway.formats.sse import Event
@@ -77,7 +77,7 @@ class Prepared:
     session_seed: str  # stable per client (its key's prefix): seeds the ids an upstream wants per session
 
 
-@dataclass
+@dataclass(slots=True)
 class UpstreamCall:
     """One HTTP request to send upstream."""
 
@@ -85,7 +85,6 @@ class UpstreamCall:
     headers: dict[str, str]
     body: bytes
     stream: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Upstream(Protocol):

@@ -58,9 +58,11 @@ class Claude:
     def call(self, credential: Account, prepared: Prepared) -> UpstreamCall:
         data = prepared.data
         if not data:
-            body = prepared.body
-            user_id = claude_body.stable_user_id(str(credential.pk), credential.account_id, prepared.session_seed)
-            data = fastjson.dumps({**body, "metadata": {**body["metadata"], "user_id": user_id}})
+            # prepare() left a metadata dict of our own (claude_body.prepare copies it to add the id): each call
+            # writes its account's id there and serialises at once, so no copy of the body is made per call.
+            prepared.body["metadata"]["user_id"] = claude_body.stable_user_id(
+                str(credential.pk), credential.account_id, prepared.session_seed)
+            data = fastjson.dumps(prepared.body)
         headers = {"authorization": f"Bearer {credential.access_token}", **prepared.headers}
         return UpstreamCall(prepared.url, headers, data, prepared.stream)
 
