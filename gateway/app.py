@@ -23,6 +23,7 @@ from gateway.model_list import anthropic_models, available_entries, openai_model
 from gateway.refusals import RefusalError
 from gateway.relay import Job, relay
 from gateway.translate.errors import COMPACTION_UNSUPPORTED
+from gateway.upstream.registry import UPSTREAMS
 from gateway.usage import metrics
 from gateway.usage.writer import record_usage
 
@@ -182,9 +183,10 @@ async def _serve_generation(request: Request, endpoint: str, receive: Receive, s
         ticket = await limits.admit(api_key, entry.provider)  # every limit of the key, one round trip
         record.provider, record.upstream_model = entry.provider, entry.upstream_model
         job = Job(request, request.client_format, endpoint, body, api_key, entry, stream, record, started, thinking)
-        if endpoint == "count_tokens" and entry.provider != "claude":
+        upstream = UPSTREAMS[entry.provider]
+        if endpoint == "count_tokens" and not upstream.counts_tokens:
             await _estimate_tokens(job, send)
-        elif endpoint == "compact" and entry.provider != "codex":
+        elif endpoint == "compact" and not upstream.compacts:
             raise RefusalError(501, f"{entry.name!r}: {COMPACTION_UNSUPPORTED}", error_type="compaction_unsupported")
         else:
             await _cancel_on_disconnect(relay(job, send), receive)

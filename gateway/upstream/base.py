@@ -92,6 +92,8 @@ class Upstream(Protocol):
 
     provider: str
     upstream_format: str  # the wire format of its bodies and streams: "anthropic" or "responses"
+    counts_tokens: bool  # it has a count_tokens endpoint (else the gateway estimates)
+    compacts: bool  # it has Codex's remote compaction endpoint (else the gateway refuses it)
 
     def prepare(self, body: Json, *, endpoint: str, client_headers: Mapping[str, str], thinking: str,
                 adaptive: bool, session_seed: str) -> Prepared:

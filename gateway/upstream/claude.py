@@ -25,6 +25,8 @@ _PER_CREDENTIAL = ""  # the metadata.user_id claude_body.prepare() is given; cal
 class Claude:
     provider = "claude"
     upstream_format = "anthropic"
+    counts_tokens = True
+    compacts = False
 
     def prepare(self, body: Json, *, endpoint: str, client_headers: Mapping[str, str], thinking: str,
                 adaptive: bool, session_seed: str) -> Prepared:

@@ -25,6 +25,8 @@ from gateway.upstream.ratelimits import codex_windows, retry_after_seconds
 class Codex:
     provider = "codex"
     upstream_format = "responses"
+    counts_tokens = False
+    compacts = True
 
     def prepare(self, body: Json, *, endpoint: str, client_headers: Mapping[str, str], thinking: str,
                 adaptive: bool, session_seed: str) -> Prepared:
