@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from tests.clients.installed import installed
 from tests.conftest import wait_for_usage
 from tests.fakes.anthropic_rules import BILLING_PREFIX, IDENTITY_SENTENCES, OAUTH_BETA
 
@@ -48,15 +49,7 @@ PROXY_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
-    if not CLAUDE_BIN.exists():
-        reason = f"Claude Code {VERSION} is not installed at {CLAUDE_BIN}: run scripts/install-clients"
-        if os.environ.get("PROXYHUB_REQUIRE_CLIENTS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    out = subprocess.run([str(CLAUDE_BIN), "--version"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "DISABLE_AUTOUPDATER": "1"})
-    assert VERSION in out.stdout, out.stdout + out.stderr
-    return CLAUDE_BIN
+    return installed(CLAUDE_BIN, "Claude Code", VERSION, env={"DISABLE_AUTOUPDATER": "1"})
 
 
 @pytest.fixture

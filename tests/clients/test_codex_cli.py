@@ -23,6 +23,7 @@ import pytest
 from django.core.management import call_command
 
 from gateway.formats.responses_chain import ResponseChain
+from tests.clients.installed import installed
 from tests.conftest import wait_for_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,14 +38,7 @@ FALLBACK_MARKERS = ("fallback_to_http", "falling back to http", "fall back to ht
 
 @pytest.fixture(scope="module")
 def codex() -> Path:
-    if not CODEX.exists():
-        reason = f"Codex CLI {VERSION} is not installed at {CODEX}: run scripts/install-clients"
-        if os.environ.get("PROXYHUB_REQUIRE_CLIENTS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    out = subprocess.run([str(CODEX), "--version"], capture_output=True, text=True, timeout=60)
-    assert VERSION in out.stdout, out.stdout + out.stderr
-    return CODEX
+    return installed(CODEX, "Codex CLI", VERSION)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from tests.clients.installed import installed
 from tests.conftest import wait_for_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,14 +47,7 @@ CHAT = "generic-chat-completion-api"
 
 @pytest.fixture(scope="module")
 def droid() -> Path:
-    if not DROID.exists():
-        reason = f"Factory Droid {VERSION} is not installed at {DROID}: run scripts/install-clients"
-        if os.environ.get("PROXYHUB_REQUIRE_CLIENTS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    out = subprocess.run([str(DROID), "--version"], capture_output=True, text=True, timeout=60)
-    assert VERSION in out.stdout, out.stdout + out.stderr
-    return DROID
+    return installed(DROID, "Factory Droid", VERSION)
 
 
 @pytest.fixture
