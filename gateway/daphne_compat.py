@@ -36,6 +36,10 @@ def install() -> None:
             return
         if kind == "websocket.http.response.body":
             return  # autobahn sends the status line only
+        if kind == "websocket.close" and self.state == self.STATE_OPEN and message.get("code") in (1001, 1012):
+            # autobahn's sendClose() refuses all but 1000 and 3000-4999; the shutdown's 1012 is a server's to send.
+            self.sendCloseFrame(code=message["code"], isReply=False)
+            return
         original(self, message)
 
     WebSocketProtocol.handle_reply = handle_reply

@@ -20,6 +20,11 @@ The server pings (uvicorn and daphne both, every 20 s); during a long upstream s
 relay's keep-alive becomes a ``{"type":"keepalive"}`` frame, which Codex ignores but which
 resets its idle timer (a ping does not). A connection idle for PROXYHUB_WS_IDLE_SECONDS
 between responses is closed (1000); Codex reconnects for its next turn.
+
+On SIGTERM (proxyhub/drain.py) the drain holds the process for every open connection: an idle
+one is closed at once, a busy one once its response has finished, both with 1012 (service
+restart), so Codex's next turn connects to another process; a response.create read meanwhile
+gets the 503 error frame HTTP requests get. An upgrade during the drain is refused (503).
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ from gateway.relay import Job, relay
 from gateway.request_context import adopt as adopt_request_id
 from gateway.usage import metrics
 from gateway.usage.writer import record_usage
+from proxyhub import drain
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,9 @@ async def responses_websocket(scope: Scope, receive: Receive, send: Send) -> Non
     """ASGI app for ``websocket`` scopes on /v1/responses and /backend-api/codex/responses."""
     if (await receive())["type"] != "websocket.connect":
         return
+    if drain.draining():  # only a kept-alive connection can still ask: the listening sockets are shut
+        await _refuse_upgrade(scope, send)
+        return
     request = admission.new_request(scope)
     request.client_format = "responses"
     refused: dict[str, Any] | None = None
@@ -71,6 +80,21 @@ async def responses_websocket(scope: Scope, receive: Receive, send: Send) -> Non
         await _refuse(refused, receive, send)
         return
     await Connection(request, api_key, receive, send).serve()
+
+
+async def _refuse_upgrade(scope: Scope, send: Send) -> None:
+    """503 with the shutting-down message (daphne sends the status line only: gateway/daphne_compat.py);
+    Codex retries it on a new connection."""
+    request_id = adopt_request_id(dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1"))
+    body = fastjson.dumps(refusals.body(_shutting_down(), "responses"))
+    await send({"type": "websocket.http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"), (b"x-request-id", request_id.encode("latin-1"))]})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _shutting_down() -> RefusalError:
+    return RefusalError(503, drain.SHUTTING_DOWN, headers={"retry-after": "1"})
 
 
 async def _refuse(frame: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -90,6 +114,10 @@ async def _refuse(frame: dict[str, Any], receive: Receive, send: Send) -> None:
             await send({"type": "websocket.close", "code": 1008, "reason": "API key refused"})
 
 
+# Put in the inbox to wake a connection waiting for the client: the drain has begun.
+_WAKE: Message = {"type": "proxyhub.drain"}
+
+
 class Connection:
     """One WebSocket: responses served one at a time, in order, with the conversation they chain."""
 
@@ -105,17 +133,44 @@ class Connection:
         reader = asyncio.ensure_future(self._read())
         idle = settings.PROXYHUB_WS_IDLE_SECONDS or None
         try:
-            while True:
-                try:
-                    message = await asyncio.wait_for(self.inbox.get(), idle)
-                except asyncio.TimeoutError:
-                    await self.close(1000, "idle timeout")
-                    return
-                if message is None:
-                    return
-                await self._handle(message)
+            with drain.websocket_open(self):
+                while True:
+                    if drain.draining() and self.inbox.empty():
+                        await self.close(drain.WEBSOCKET_CLOSE_CODE, "server shutting down")
+                        return
+                    try:
+                        message = await asyncio.wait_for(self.inbox.get(), idle)
+                    except asyncio.TimeoutError:
+                        await self.close(1000, "idle timeout")
+                        return
+                    if message is None:
+                        return
+                    if message is _WAKE:
+                        continue
+                    if drain.draining():
+                        await self._refuse_while_draining(message)
+                        continue
+                    await self._handle(message)
         finally:
             reader.cancel()
+
+    def drain(self) -> None:
+        """SIGTERM: wake serve() if it waits for the client; after a response in progress, it closes anyway."""
+        self.inbox.put_nowait(_WAKE)
+
+    def cut(self) -> None:
+        """The drain time is over: the response in progress is cancelled as if the client had left."""
+        self.gone.set()
+
+    async def _refuse_while_draining(self, message: Message) -> None:
+        """A message read during the drain: a request gets the 503 an HTTP request would, before the close."""
+        try:
+            kind = fastjson.loads(message.get("text") or message.get("bytes") or b"").get("type")
+        except (ValueError, RecursionError, AttributeError):  # not a JSON object: refused as well
+            kind = None
+        if kind == "response.processed":
+            return  # an older Codex acknowledging the response just finished: no request
+        await self.send_frame(refusals.frame(_shutting_down(), adopt_request_id(None)))
 
     async def _read(self) -> None:
         """Every client message into the inbox: a response in progress keeps watching for a close."""

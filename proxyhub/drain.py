@@ -3,6 +3,12 @@
 Requests get up to PROXYHUB_DRAIN_SECONDS (default 30); whatever still runs
 then is cancelled (its usage row says client_cancelled) and written too.
 
+WebSocket connections (Codex CLI, gateway/websocket.py) register while open
+(websocket_open()). At SIGTERM an idle one is closed at once and a busy one
+after the response in progress, with 1012 (service restart): Codex reconnects
+for its next turn, to a process that is not leaving. A response.create that
+arrives meanwhile gets the 503 refusal as an error frame, then the close.
+
 - uvicorn (any server with the ASGI lifespan protocol) stops accepting and
   waits by itself: run it with ``--lifespan on --timeout-graceful-shutdown
   $PROXYHUB_DRAIN_SECONDS``. lifespan() flushes the usage writer at shutdown.
@@ -17,6 +23,12 @@ then is cancelled (its usage row says client_cancelled) and written too.
   Twisted installed its handlers) replaces that handler: close the listening
   sockets, answer a request arriving on a kept-alive connection with 503,
   wait for the requests in flight, flush, then stop the reactor (exit 0).
+- uvicorn's own shutdown would close every WebSocket at once with 1012,
+  cutting a response in progress. So while WebSockets are open, the SIGTERM
+  handler first lets them finish (their responses within the drain time), then
+  hands the signal to uvicorn with what is left of the drain time as its
+  graceful-shutdown timeout; HTTP requests run on meanwhile and new ones on a
+  kept-alive connection get the 503. With none open, uvicorn starts at once.
 """
 from __future__ import annotations
 
@@ -28,7 +40,8 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from contextlib import contextmanager
+from typing import Any, Awaitable, Callable, Iterator, Protocol
 
 from django.conf import settings
 
@@ -40,18 +53,51 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FLUSH_TIMEOUT = 10.0  # seconds for the last usage write; what the database does not take stays in the journal
+CUT_GRACE = 2.0  # seconds for a WebSocket response cut at the end of the drain time to record its row and close
+# Service restart: the client may reconnect at once (RFC 6455 registry); uvicorn's own shutdown sends it too.
+WEBSOCKET_CLOSE_CODE = 1012
+
+
+class Drainable(Protocol):
+    """An open WebSocket connection, as the drain sees it."""
+
+    def drain(self) -> None:
+        """SIGTERM: close when idle, or after the response in progress (called on the event loop)."""
+
+    def cut(self) -> None:
+        """The drain time is over: cancel the response in progress, then close."""
+
 
 _in_flight = 0
 _draining = False
 _installed = False
+_websockets: set[Drainable] = set()
+_tasks: set[asyncio.Task[None]] = set()  # the drain task, referenced so it is not collected mid-drain
 
-REFUSAL = (b'{"type":"error","error":{"type":"overloaded_error","message":'
-           b'"This ProxyHub process is shutting down; retry the request."}}')
+SHUTTING_DOWN = "This ProxyHub process is shutting down; retry the request."
+REFUSAL = (b'{"type":"error","error":{"type":"overloaded_error","message":"' + SHUTTING_DOWN.encode() + b'"}}')
 
 
 def draining() -> bool:
-    """True once this process received SIGTERM (under daphne) and is finishing its requests."""
+    """True once this process received SIGTERM and is finishing its requests."""
     return _draining
+
+
+@contextmanager
+def websocket_open(connection: Drainable) -> Iterator[None]:
+    """Hold the drain for ``connection`` while it is open (a connection opened while draining is drained at once)."""
+    _websockets.add(connection)
+    try:
+        if _draining:
+            connection.drain()
+        yield
+    finally:
+        _websockets.discard(connection)
+
+
+def websockets_open() -> int:
+    """WebSocket connections this process holds open now."""
+    return len(_websockets)
 
 
 def in_flight() -> int:
@@ -111,12 +157,57 @@ def _refuse_at_sigterm() -> None:
     previous = signal.getsignal(signal.SIGTERM)
     if not callable(previous):
         return
+    loop = asyncio.get_running_loop()
 
     def on_sigterm(signum: int, frame: Any) -> None:
+        global _draining
         _shut_listening_sockets()
-        previous(signum, frame)
+        if _draining or not _websockets or loop.is_closed():
+            previous(signum, frame)  # nothing to hold uvicorn for (a second SIGTERM: stop holding it)
+            _draining = True
+            return
+        _draining = True
+        loop.call_soon_threadsafe(_begin_uvicorn_drain, loop, previous, signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _begin_uvicorn_drain(loop: asyncio.AbstractEventLoop, previous: Callable[[int, Any], Any], signum: int,
+                         frame: Any) -> None:
+    # A fresh context: the drain's log lines are about no request.
+    task = loop.create_task(_drain_websockets_then(previous, signum, frame), context=contextvars.Context())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def _drain_websockets_then(previous: Callable[[int, Any], Any], signum: int, frame: Any) -> None:
+    """Finish the WebSocket responses in flight, then let uvicorn shut down in what is left of the drain time."""
+    seconds = settings.PROXYHUB_DRAIN_SECONDS
+    deadline = time.monotonic() + seconds
+    logger.info("SIGTERM: no longer accepting; waiting up to %s s for %d WebSocket connections", seconds,
+                len(_websockets))
+    await _drain_websockets(deadline)
+    # previous is uvicorn's Server.handle_exit: its config's timeout is the wait for the HTTP requests left.
+    config = getattr(getattr(previous, "__self__", None), "config", None)
+    if getattr(config, "timeout_graceful_shutdown", None) is not None:
+        config.timeout_graceful_shutdown = max(deadline - time.monotonic(), 1.0)  # type: ignore[union-attr]
+    previous(signum, frame)
+
+
+async def _drain_websockets(deadline: float) -> None:
+    """Close the idle WebSockets, wait for the busy ones until ``deadline``, then cut what is left."""
+    for connection in list(_websockets):
+        connection.drain()
+    while _websockets and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if not _websockets:
+        return
+    logger.warning("drain time over: cancelling the responses of %d WebSocket connections", len(_websockets))
+    for connection in list(_websockets):
+        connection.cut()
+    cut_deadline = time.monotonic() + CUT_GRACE
+    while _websockets and time.monotonic() < cut_deadline:
+        await asyncio.sleep(0.05)
 
 
 def _shut_listening_sockets() -> None:
@@ -183,12 +274,14 @@ def _begin_daphne_drain(loop: asyncio.AbstractEventLoop) -> None:
     global _draining
     reactor = _reactor()
     if _draining:
-        logger.warning("second SIGTERM: stopping now, cancelling %d requests", _in_flight)
+        logger.warning("second SIGTERM: stopping now, cancelling %d requests", _in_flight + len(_websockets))
         reactor.stop()
         return
     _draining = True
     # A fresh context: the drain's log lines are about no request.
-    loop.create_task(_drain_daphne(), context=contextvars.Context())
+    task = loop.create_task(_drain_daphne(), context=contextvars.Context())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 async def _drain_daphne() -> None:
@@ -199,10 +292,13 @@ async def _drain_daphne() -> None:
         if isinstance(reader, tcp.Port):
             reader.stopListening()
     seconds = settings.PROXYHUB_DRAIN_SECONDS
-    logger.info("SIGTERM: no longer accepting; waiting up to %s s for %d requests in flight", seconds, _in_flight)
+    logger.info("SIGTERM: no longer accepting; waiting up to %s s for %d requests in flight and %d WebSocket "
+                "connections", seconds, _in_flight, len(_websockets))
     deadline = time.monotonic() + seconds
-    while _in_flight and time.monotonic() < deadline:
+    websockets = asyncio.ensure_future(_drain_websockets(deadline))
+    while (_in_flight or not websockets.done()) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    await websockets  # past the deadline: it cuts the responses left and waits for their rows
     if _in_flight:
         logger.warning("drain time over: cancelling %d requests still in flight", _in_flight)
     await finish()
