@@ -300,7 +300,8 @@ class Response:
                 work.cancel()
                 with suppress(asyncio.CancelledError):
                     await work
-                logger.info("client closed the WebSocket mid-response; upstream request cancelled")
+                logger.info("WebSocket response stopped (the client closed, or the drain time ran out); "
+                            "upstream request cancelled")
                 return
             work.result()
         finally:

@@ -95,11 +95,6 @@ def websocket_open(connection: Drainable) -> Iterator[None]:
         _websockets.discard(connection)
 
 
-def websockets_open() -> int:
-    """WebSocket connections this process holds open now."""
-    return len(_websockets)
-
-
 def in_flight() -> int:
     """HTTP requests this process is serving now."""
     return _in_flight
@@ -190,7 +185,7 @@ async def _drain_websockets_then(previous: Callable[[int, Any], Any], signum: in
     # previous is uvicorn's Server.handle_exit: its config's timeout is the wait for the HTTP requests left.
     config = getattr(getattr(previous, "__self__", None), "config", None)
     if getattr(config, "timeout_graceful_shutdown", None) is not None:
-        config.timeout_graceful_shutdown = max(deadline - time.monotonic(), 1.0)  # type: ignore[union-attr]
+        config.timeout_graceful_shutdown = max(deadline - time.monotonic(), 1.0)
     previous(signum, frame)
 
 
