@@ -142,3 +142,47 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.span} {self.bucket:%Y-%m-%d %H:%M} {self.key_prefix} {self.model} {self.requests}"
+
+
+class ConversationRollup(models.Model):
+    """Sums of usage records per UTC day, key, conversation and model: the per-conversation report's source.
+
+    Kept like UsageRollup (gateway/usage/store.py adds every inserted record
+    with a conversation, key checks left out, in the same transaction), so
+    the report reads a few rows per conversation and day instead of every
+    record, and pruning records never changes it. Ids are plain integers (0
+    for none), as in UsageRollup: a row outlives its key and user.
+    """
+
+    day = models.DateTimeField(help_text="Start of the UTC day.")
+    api_key_id = models.BigIntegerField(default=0)
+    user_id = models.BigIntegerField(default=0)
+    key_prefix = models.CharField(max_length=16, blank=True)
+    conversation = models.CharField(max_length=64)
+    model = models.CharField(max_length=100, blank=True, help_text="The requested model without a (level) suffix.")
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField(help_text="The day's first request of the conversation with this model.")
+    last_seen = models.DateTimeField(help_text="The day's last one.")
+
+    class Meta:
+        app_label = "gateway"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "api_key_id", "user_id", "key_prefix", "conversation", "model"],
+                name="conversation_rollup_identity"),
+        ]
+        indexes = [
+            # Newest first: walked from the end until enough conversations are met (all keys, a key, a user).
+            models.Index(fields=["last_seen"], name="conv_rollup_last_seen"),
+            models.Index(fields=["api_key_id", "last_seen"], name="conv_rollup_key_last_seen"),
+            models.Index(fields=["user_id", "last_seen"], name="conv_rollup_user_last_seen"),
+            # One conversation's days, for the sums of the chosen conversations.
+            models.Index(fields=["api_key_id", "conversation", "day"], name="conv_rollup_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.key_prefix} {self.conversation} {self.model} {self.requests}"

@@ -24,6 +24,9 @@ from gateway.usage.rows import COLUMNS, UsageRow, base_model
 
 RECORD_TABLE = "gateway_usagerecord"
 ROLLUP_TABLE = "gateway_usagerollup"
+CONVERSATION_TABLE = "gateway_conversationrollup"
+CONVERSATION_KEY = ("day", "api_key_id", "user_id", "key_prefix", "conversation", "model")
+CONVERSATION_SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 ROLLUP_KEY = ("span", "bucket", "api_key_id", "user_id", "key_prefix", "provider", "model", "credential_id", "outcome")
 ROLLUP_SUMS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
                "reasoning_tokens", "duration_ms", "ttfb_ms", "ttfb_count", *DURATION_BINS, *TTFB_BINS)
@@ -53,6 +56,7 @@ def _write(rows: Sequence[UsageRow]) -> int:
             for start in range(0, len(rows), CHUNK):
                 inserted += _insert_records(cursor, rows[start:start + CHUNK])
             _add_to_rollups(cursor, inserted)
+            add_to_conversations(cursor, inserted)
     return len(inserted)
 
 
@@ -125,3 +129,56 @@ def _add_to_rollups(cursor: Any, rows: Sequence[UsageRow]) -> None:
             f"INSERT INTO {ROLLUP_TABLE} ({','.join(columns)}) VALUES {','.join([placeholders] * len(chunk))} "
             f"ON CONFLICT ({','.join(ROLLUP_KEY)}) DO UPDATE SET {updates}", params)
 
+
+
+def conversation_sums(rows: Iterable[UsageRow]) -> dict[tuple[Any, ...], list[Any]]:
+    """(day, key, user, prefix, conversation, model) -> [*CONVERSATION_SUMS, first_seen, last_seen] of ``rows``
+    that name a conversation and are not key checks (the per-conversation report leaves those out)."""
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        if not row.conversation or row.is_check:
+            continue
+        at = row.created_at.astimezone(timezone.utc)
+        key = (at.replace(hour=0, minute=0, second=0, microsecond=0), row.api_key_id or 0, row.user_id or 0,
+               row.key_prefix, row.conversation[:64], base_model(row.requested_model)[:100])
+        total = sums.get(key)
+        if total is None:
+            sums[key] = [1, row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens, at, at]
+            continue
+        for i, v in enumerate((1, row.input_tokens, row.cache_read_tokens, row.cache_write_tokens,
+                               row.output_tokens)):
+            total[i] += v
+        total[5] = min(total[5], at)
+        total[6] = max(total[6], at)
+    return sums
+
+
+def add_to_conversations(cursor: Any, rows: Iterable[UsageRow]) -> None:
+    """Upsert the conversation rollup rows of ``rows``: sums added, first/last seen widened.
+
+    Also the backfill migration's write (gateway/migrations/0009), so both count a row the same way.
+    """
+    sums = conversation_sums(rows)
+    if not sums:
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    # Sorted, as the other rollups, so concurrent writers lock rows in the same order (no deadlock on Postgres).
+    items = sorted(sums.items(), key=lambda kv: tuple(str(v) for v in kv[0]))
+    columns = (*CONVERSATION_KEY, *CONVERSATION_SUMS, "first_seen", "last_seen")
+    placeholders = "(" + ",".join(["%s"] * len(columns)) + ")"
+    t = CONVERSATION_TABLE
+    # CASE, not min()/LEAST: the same SQL on SQLite and Postgres (SQLite's datetimes are ISO text, which
+    # compares in time order).
+    updates = ",".join([*(f"{c} = {t}.{c} + excluded.{c}" for c in CONVERSATION_SUMS),
+                        f"first_seen = CASE WHEN excluded.first_seen < {t}.first_seen "
+                        f"THEN excluded.first_seen ELSE {t}.first_seen END",
+                        f"last_seen = CASE WHEN excluded.last_seen > {t}.last_seen "
+                        f"THEN excluded.last_seen ELSE {t}.last_seen END"])
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start:start + CHUNK]
+        params: list[Any] = []
+        for key, values in chunk:
+            params += [adapt(key[0]), *key[1:], *values[:5], adapt(values[5]), adapt(values[6])]
+        cursor.execute(
+            f"INSERT INTO {t} ({','.join(columns)}) VALUES {','.join([placeholders] * len(chunk))} "
+            f"ON CONFLICT ({','.join(CONVERSATION_KEY)}) DO UPDATE SET {updates}", params)

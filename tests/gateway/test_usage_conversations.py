@@ -3,27 +3,33 @@ known tokens, so every sum, cost and cache hit rate is checked exactly."""
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.apps import apps as django_apps
 from django.db import connection
+from django.db.models import Max, Min, Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from credentials.models import Model
-from gateway.usage import conversations, reports
+from gateway.usage import conversations, reports, retention
+from gateway.usage.models import ConversationRollup, UsageRecord
 from gateway.usage.rows import UsageRow
 from gateway.usage.store import write_rows
 
 pytestmark = pytest.mark.django_db
 
 SONNET = "claude-sonnet-4-6"
+UTC = dt_timezone.utc
 
 
 @pytest.fixture
@@ -118,12 +124,26 @@ def test_narrowed_to_one_user_or_one_key(world: dict[str, Any], django_user_mode
         "sess-d", "sess-old"]
 
 
-def test_a_period_counts_only_its_own_turns(world: dict[str, Any]) -> None:
-    """A conversation that began before the period shows only the turns inside it."""
-    now = timezone.now()
-    [a] = [r for r in conversations.conversations(reports.Range(now - timedelta(minutes=35), now))
-           if r["conversation"] == "sess-a"]
-    assert a["requests"] == 1 and a["models"] == "gpt-5.5" and a["cache_hit_rate"] == round(1000 / 1040, 4)
+def test_a_period_counts_only_its_own_days(api_key_factory: Any) -> None:
+    """A period is whole UTC days: a conversation that began the day before shows only its turns of the period's
+    days, and a range within a day is widened to that whole day."""
+    key, _ = api_key_factory("carol")
+    late = datetime(2026, 3, 1, 23, 50, tzinfo=UTC)
+    for at, model, tokens in ((late, SONNET, 100), (late + timedelta(minutes=20), "gpt-5.5(high)", 40),
+                              (late + timedelta(hours=5), "gpt-5.5", 60)):
+        write_rows([UsageRow(endpoint="messages", created_at=at, api_key_id=key.pk, user_id=key.user_id,
+                             key_prefix=key.prefix, requested_model=model, conversation="night",
+                             input_tokens=tokens, cache_read_tokens=tokens)])
+    [both] = conversations.conversations(reports.Range())
+    assert (both["requests"], both["input_tokens"], both["first_seen"], both["last_seen"]) == (
+        3, 200, late, late + timedelta(hours=5))
+    second_day = reports.Range.of_dates(date(2026, 3, 2), date(2026, 3, 2))
+    for span in (second_day, reports.Range(datetime(2026, 3, 2, 3, tzinfo=UTC), datetime(2026, 3, 2, 4, tzinfo=UTC))):
+        [row] = conversations.conversations(span)
+        assert (row["requests"], row["models"], row["input_tokens"], row["first_seen"]) == (
+            2, "gpt-5.5", 100, late + timedelta(minutes=20))
+        assert row["cache_hit_rate"] == 0.5
+    assert conversations.conversations(reports.Range.of_dates(date(2026, 3, 3), date(2026, 3, 9))) == []
 
 
 def test_the_same_conversation_id_on_two_keys_is_two_rows(world: dict[str, Any], write: Any) -> None:
@@ -190,3 +210,77 @@ def test_usage_report_refuses_unknown_keys_users_and_limits(world: dict[str, Any
     for args in (("--key", "nope"), ("--user", "nobody"), ("--by", "conversation", "--limit", "0")):
         with pytest.raises(CommandError):
             run(*args)
+
+
+def test_a_replayed_row_counts_once(world: dict[str, Any]) -> None:
+    """A journal replayed after a crash writes the same rows again: the rollup adds only what was inserted."""
+    row = UsageRow(endpoint="messages", api_key_id=world["bob"].pk, user_id=world["bob"].user_id,
+                   key_prefix=world["bob"].prefix, requested_model=SONNET, conversation="sess-d",
+                   input_tokens=700, cache_read_tokens=900)
+    assert write_rows([row]) == 1
+    assert write_rows([row]) == 0
+    [d] = [r for r in conversations.conversations(week()) if r["conversation"] == "sess-d"]
+    assert (d["requests"], d["input_tokens"], d["cache_read_tokens"]) == (2, 1000, 1000)
+
+
+def test_checks_and_rows_without_a_conversation_are_never_rolled_up(world: dict[str, Any]) -> None:
+    assert set(ConversationRollup.objects.values_list("conversation", flat=True)) == {
+        "sess-a", "sess-b", "sess-d", "sess-old"}
+    # sess-a: two Sonnet turns and one gpt-5.5(high) turn, as two models; the check's 77,777 tokens are not there
+    per_model: dict[str, list[int]] = {}
+    for model, n, tokens in ConversationRollup.objects.filter(conversation="sess-a").values_list(
+            "model", "requests", "input_tokens"):  # two rows of a model if the turns straddled midnight
+        per_model.setdefault(model, [0, 0])
+        per_model[model] = [per_model[model][0] + n, per_model[model][1] + tokens]
+    assert per_model == {SONNET: [2, 110], "gpt-5.5": [1, 40]}
+
+
+def test_pruning_the_records_changes_no_report(world: dict[str, Any]) -> None:
+    everything = reports.Range()
+    before = {order: conversations.conversations(everything, order=order) for order in conversations.ORDERS}
+    assert retention.prune(timezone.now() + timedelta(days=1), 0) == 8
+    assert not UsageRecord.objects.exists()
+    after = {order: conversations.conversations(everything, order=order) for order in conversations.ORDERS}
+    assert after == before and len(before["recent"]) == 4
+
+
+def test_a_deleted_keys_conversation_keeps_its_user_without_a_link(world: dict[str, Any]) -> None:
+    world["bob"].delete()
+    [d] = [r for r in conversations.conversations(week()) if r["conversation"] == "sess-d"]
+    assert (d["api_key_id"], d["key_name"], d["user"], d["requests"]) == (None, "", "bob", 1)
+    assert d["key_prefix"] == world["bob"].prefix
+
+
+def test_the_fixture_and_the_backfill_fill_the_rollup_as_a_group_by_over_the_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    call_command("usage_fixture", "--rows", "2000", "--days", "10", "--keys", "4", "--seed", "5",
+                 stdout=io.StringIO())
+    assert rollup_as_records() == raw_per_conversation() != {}
+    # and the upgrade's backfill, run over the same records, builds the same rollup
+    ConversationRollup.objects.all().delete()
+    migration = importlib.import_module("gateway.migrations.0009_conversation_rollup")
+    monkeypatch.setattr(migration, "BACKFILL_CHUNK", 333)  # several chunks, a conversation split between them
+    migration.backfill(django_apps, SimpleNamespace(connection=connection))
+    assert rollup_as_records() == raw_per_conversation()
+
+
+def rollup_as_records() -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """(key, conversation, model) -> requests, tokens, first and last seen, summed over the rollup's days."""
+    rows = (ConversationRollup.objects.values("api_key_id", "conversation", "model")
+            .annotate(n=Sum("requests"), i=Sum("input_tokens"), r=Sum("cache_read_tokens"),
+                      w=Sum("cache_write_tokens"), o=Sum("output_tokens"), first=Min("first_seen"),
+                      last=Max("last_seen")).order_by())
+    return {(r["api_key_id"], r["conversation"], r["model"]): (r["n"], r["i"], r["r"], r["w"], r["o"], r["first"],
+                                                               r["last"]) for r in rows}
+
+
+def raw_per_conversation() -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The same from the records (a model(level) counted as its model)."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for r in UsageRecord.objects.filter(is_check=False).exclude(conversation=""):
+        key = (r.api_key_id or 0, r.conversation, r.requested_model.split("(")[0])
+        sums = out.setdefault(key, [0, 0, 0, 0, 0, r.created_at, r.created_at])
+        for i, v in enumerate((1, r.input_tokens, r.cache_read_tokens, r.cache_write_tokens, r.output_tokens)):
+            sums[i] += v
+        sums[5], sums[6] = min(sums[5], r.created_at), max(sums[6], r.created_at)
+    return {k: tuple(v) for k, v in out.items()}
