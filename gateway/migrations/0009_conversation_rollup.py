@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ('last_seen', models.DateTimeField(help_text="The day's last one.")),
             ],
             options={
-                'indexes': [models.Index(fields=['last_seen'], name='conv_rollup_last_seen'), models.Index(fields=['api_key_id', 'last_seen'], name='conv_rollup_key_last_seen'), models.Index(fields=['user_id', 'last_seen'], name='conv_rollup_user_last_seen'), models.Index(fields=['api_key_id', 'conversation', 'day'], name='conv_rollup_conversation')],
+                'indexes': [models.Index(fields=['last_seen'], name='conv_rollup_last_seen'), models.Index(fields=['api_key_id', 'last_seen'], name='conv_rollup_key_last_seen'), models.Index(fields=['user_id', 'last_seen'], name='conv_rollup_user_last_seen'), models.Index(fields=['api_key_id', 'conversation', 'day', 'model', 'input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens'], name='conv_rollup_conversation')],
                 'constraints': [models.UniqueConstraint(fields=('day', 'api_key_id', 'user_id', 'key_prefix', 'conversation', 'model'), name='conversation_rollup_identity')],
             },
         ),

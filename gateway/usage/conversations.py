@@ -97,7 +97,7 @@ def conversations(span: reports.Range, *, user: AbstractBaseUser | None = None, 
     days = _days(span)
     rollups = _rollups(days, user, api_key)
     if order == "recent":
-        pairs = _newest(rollups, limit)
+        pairs = _newest(rollups, limit, days.since)
         prices = reports.model_prices() if pairs else {}
     else:
         prices = reports.model_prices()
@@ -131,8 +131,7 @@ def _rollups(days: reports.Range, user: AbstractBaseUser | None,
     """The report's rollups: the days of ``days``, maybe of one user or key."""
     qs = ConversationRollup.objects.all()
     if days.since:
-        # last_seen too: the same bound, in the column the newest-first indexes lead with
-        qs = qs.filter(day__gte=days.since, last_seen__gte=days.since)
+        qs = qs.filter(day__gte=days.since)
     if days.until:
         qs = qs.filter(day__lt=days.until)
     if user is not None:
@@ -142,7 +141,7 @@ def _rollups(days: reports.Range, user: AbstractBaseUser | None,
     return qs
 
 
-def _newest(rollups: QuerySet[ConversationRollup], limit: int) -> list[tuple[int, str]]:
+def _newest(rollups: QuerySet[ConversationRollup], limit: int, since: datetime | None) -> list[tuple[int, str]]:
     """The (key, conversation) pairs of the ``limit`` most recently active conversations, newest first.
 
     Reads the SCAN_CHUNK rollups seen last, then four times as many, and so on until it has met ``limit``
@@ -150,6 +149,9 @@ def _newest(rollups: QuerySet[ConversationRollup], limit: int) -> list[tuple[int
     complete in itself (a lazy cursor would need a transaction on Postgres, where Django's
     autocommit cursors are WITH HOLD and run the whole query first).
     """
+    if since is not None:
+        # The same bound on last_seen, the column the newest-first indexes lead with, so the walk stops there.
+        rollups = rollups.filter(last_seen__gte=since)
     newest_first = rollups.order_by("-last_seen").values_list("api_key_id", "conversation")
     size = SCAN_CHUNK
     while True:
@@ -166,23 +168,25 @@ def _costliest(rollups: QuerySet[ConversationRollup], limit: int,
     rest by tokens, ranked in SQL so only ``limit`` rows come back (a 90-day period holds a hundred
     thousand conversations at a million records, too many to fetch and price here).
 
-    Sums per (model, key, conversation), then per conversation with each model's tokens at its prices.
+    One GROUP BY per conversation over the rollup rows, each priced at its model's prices (a rollup row
+    is already one model's): SQLite then reads the (api_key_id, conversation, day, model, tokens) index
+    alone, in group order, with no sort but the final one (0.18 s over 90 days at a million records,
+    where summing per model first and then per conversation sorted twice, 0.9 s).
     """
-    sums = {f"s_{t}": Sum(t) for t in TOKENS}
-    inner, params = (rollups.values("model", "api_key_id", "conversation").annotate(**sums).order_by()
-                     .values_list("model", "api_key_id", "conversation", *sums).query.sql_with_params())
-    tokens = " + ".join(f"g.s_{t}" for t in TOKENS)
+    inner, params = rollups.order_by().values_list("api_key_id", "conversation", "model",
+                                                   *TOKENS).query.sql_with_params()
+    tokens = " + ".join(f"g.{t}" for t in TOKENS)
     if not prices:
         cost, join, prices_params = "NULL", "", []
     else:
-        # The prices as a small table joined on the model: one hash lookup per group, where a CASE with a
+        # The prices as a small table joined on the model: one hash lookup per row, where a CASE with a
         # branch per catalog name, in numeric arithmetic, took Postgres 1.1 s over 90 days of records. In
         # doubles: this only ranks; the rows' costs are computed exactly (in Decimal) afterwards.
         double = "CAST(%s AS DOUBLE PRECISION)"
         values = ", ".join(f"(%s, {double}, {double}, {double}, {double})" for _ in prices)
         prices_params = [v for name, p in prices.items()
                          for v in (name, float(p.input), float(p.cache_read), float(p.cache_write), float(p.output))]
-        cost = "SUM(" + " + ".join(f"g.s_{t} * p.{t}" for t in TOKENS) + ")"
+        cost = "SUM(" + " + ".join(f"g.{t} * p.{t}" for t in TOKENS) + ")"
         join = (f"LEFT JOIN (WITH prices (model, {', '.join(TOKENS)}) AS (VALUES {values}) "
                 f"SELECT * FROM prices) p ON p.model = g.model")
     # NULLS LAST: Postgres puts NULLs first in a descending order, SQLite last; unpriced ones go last.
@@ -258,8 +262,9 @@ def _rows(ranked: list[_Conversation]) -> list[dict[str, Any]]:
         models = sorted(c.per_model, key=lambda m: (-c.per_model[m][0], m))
         row: dict[str, Any] = {
             "conversation": c.conversation, "api_key_id": key_id, "key_prefix": c.key_prefix,
-            "key_name": names.get(key_id, "") if key_id else "", "user": users.get(c.user_id),
-            "first_seen": c.first_seen, "last_seen": c.last_seen, "requests": c.total(0), "models": ", ".join(m for m in models if m),
+            "key_name": "" if key_id is None else names[key_id], "user": users.get(c.user_id or 0),
+            "first_seen": c.first_seen, "last_seen": c.last_seen, "requests": c.total(0),
+            "models": ", ".join(m for m in models if m),
             "model_list": [m for m in models if m],
             **{kind: c.total(i + 1) for i, kind in enumerate(TOKENS)},
             reports.COST: None if c.cost is None else float(round(c.cost, 6))}
