@@ -1,7 +1,7 @@
 """Retention: raw usage rows older than PROXYHUB_USAGE_RETENTION_DAYS are deleted once a day.
 
-Only gateway_usagerecord is pruned; the hourly and daily rollups keep every
-report's totals. Deletes go in small batches (each its own short transaction,
+Only gateway_usagerecord is pruned; the hourly and daily rollups, and the
+per-conversation daily rollup, are kept, so no report changes when records go. Deletes go in small batches (each its own short transaction,
 so the writer is never blocked for long) and are idempotent, so every worker
 may run the daily pass: after the first one of the day the others find
 nothing to delete with one indexed query.

@@ -3,8 +3,8 @@
     python manage.py usage_fixture --rows 1000000 --days 90 --keys 100 --seed 7
 
 Rows go through gateway.usage.store.write_rows() in batches, exactly as the
-gateway's writer sends them, so rollups (and anything else write_rows keeps)
-are maintained as in production. Each key works in conversations (a Claude
+gateway's writer sends them, so rollups (the per-conversation one too, and
+anything else write_rows keeps) are maintained as in production. Each key works in conversations (a Claude
 Code / Codex session) of up to two hours each; its Chat Completions rows name
 none, as a plain Chat client sends no session. Users ``fixture-user-NN`` with keys
 ``fixture-NN`` and a few disabled, token-less ``fixture-*`` credentials are
