@@ -31,7 +31,7 @@ from proxyhub.client_ip import client_ip
 SELF_PERIOD = "30d"
 DEFAULT_PERIOD = "7d"
 CSV_LINES_PER_CHUNK = 500
-CONVERSATION = "conversation"  # the staff report's grouping by conversation (records, not rollups)
+CONVERSATION = "conversation"  # the staff report's grouping by conversation (its own rollup: whole UTC days)
 MY_CONVERSATIONS = 20  # rows of /me/usage/'s conversation table
 CSV_CONVERSATIONS = 1000  # rows of the staff report's conversation CSV
 
