@@ -284,3 +284,16 @@ def raw_per_conversation() -> dict[tuple[Any, ...], tuple[Any, ...]]:
             sums[i] += v
         sums[5], sums[6] = min(sums[5], r.created_at), max(sums[6], r.created_at)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def test_rows_written_out_of_order_widen_first_and_last_seen(api_key_factory: Any) -> None:
+    """A journal replay brings a day's earlier rows after its later ones: the rollup keeps the min and the max
+    (on SQLite datetimes are text, with or without microseconds)."""
+    key, _ = api_key_factory("dave")
+    noon = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    for at in (noon, noon - timedelta(seconds=0.5), noon + timedelta(seconds=0.25), noon + timedelta(seconds=0.1)):
+        write_rows([UsageRow(endpoint="messages", created_at=at, api_key_id=key.pk, user_id=key.user_id,
+                             key_prefix=key.prefix, requested_model=SONNET, conversation="late", input_tokens=1)])
+    [row] = ConversationRollup.objects.all()
+    assert (row.requests, row.first_seen, row.last_seen) == (
+        4, noon - timedelta(seconds=0.5), noon + timedelta(seconds=0.25))
