@@ -2,33 +2,8 @@
 
 from django.db import migrations, models
 
-BACKFILL_CHUNK = 10_000  # records read per query: memory stays flat at any table size
-FIELDS = ("id", "created_at", "api_key_id", "user_id", "key_prefix", "conversation", "requested_model",
-          "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-
-
-def backfill(apps, schema_editor):
-    """Add every kept record to the new rollup, so an upgraded install keeps its conversations' history.
-
-    In the same migration (one transaction on Postgres) as the table: a writer of the new code cannot add a
-    row before the backfill reads the records, which would count it twice. The records are read by id in
-    chunks and added with the writer's own upsert (gateway.usage.store), so both count a row the same way.
-    """
-    from gateway.usage.rows import UsageRow
-    from gateway.usage.store import add_to_conversations
-
-    records = (apps.get_model("gateway", "UsageRecord").objects.using(schema_editor.connection.alias)
-               .filter(is_check=False).exclude(conversation="").order_by("id"))
-    last = 0
-    with schema_editor.connection.cursor() as cursor:
-        while True:
-            chunk = list(records.filter(id__gt=last).values_list(*FIELDS)[:BACKFILL_CHUNK])
-            if not chunk:
-                return
-            last = chunk[-1][0]
-            add_to_conversations(cursor, [
-                UsageRow(endpoint="", uid="", request_id="", **dict(zip(FIELDS[1:], values[1:])))
-                for values in chunk])
+# No backfill: records carry a conversation only from 0008, which ships together with this migration, so no
+# install has a conversation to roll up before it (and a migration should not import today's write code).
 
 
 class Migration(migrations.Migration):
@@ -61,5 +36,4 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('day', 'api_key_id', 'user_id', 'key_prefix', 'conversation', 'model'), name='conversation_rollup_identity')],
             },
         ),
-        migrations.RunPython(backfill, migrations.RunPython.noop),
     ]

@@ -154,10 +154,7 @@ def conversation_sums(rows: Iterable[UsageRow]) -> dict[tuple[Any, ...], list[An
 
 
 def add_to_conversations(cursor: Any, rows: Iterable[UsageRow]) -> None:
-    """Upsert the conversation rollup rows of ``rows``: sums added, first/last seen widened.
-
-    Also the backfill migration's write (gateway/migrations/0009), so both count a row the same way.
-    """
+    """Upsert the conversation rollup rows of ``rows``: sums added, first/last seen widened."""
     sums = conversation_sums(rows)
     if not sums:
         return

@@ -3,18 +3,15 @@ known tokens, so every sum, cost and cache hit rate is checked exactly."""
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.apps import apps as django_apps
 from django.db import connection
 from django.db.models import Max, Min, Sum
 from django.test.utils import CaptureQueriesContext
@@ -251,17 +248,10 @@ def test_a_deleted_keys_conversation_keeps_its_user_without_a_link(world: dict[s
     assert d["key_prefix"] == world["bob"].prefix
 
 
-def test_the_fixture_and_the_backfill_fill_the_rollup_as_a_group_by_over_the_records(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_fixture_fills_the_rollup_as_a_group_by_over_the_records() -> None:
     call_command("usage_fixture", "--rows", "2000", "--days", "10", "--keys", "4", "--seed", "5",
                  stdout=io.StringIO())
     assert rollup_as_records() == raw_per_conversation() != {}
-    # and the upgrade's backfill, run over the same records, builds the same rollup
-    ConversationRollup.objects.all().delete()
-    migration = importlib.import_module("gateway.migrations.0009_conversation_rollup")
-    monkeypatch.setattr(migration, "BACKFILL_CHUNK", 333)  # several chunks, a conversation split between them
-    migration.backfill(django_apps, SimpleNamespace(connection=connection))
-    assert rollup_as_records() == raw_per_conversation()
 
 
 def rollup_as_records() -> dict[tuple[Any, ...], tuple[Any, ...]]:
