@@ -13,18 +13,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from accounts.models import ApiKey
 from accounts.services import KeyCheck, check_api_key, digest
 
 _cache: dict[str, tuple[KeyCheck, float]] = {}
 _MAX_ENTRIES = 10000
 STALE_RETRY_SECONDS = 5.0  # while the database is unreachable, a known key is re-checked this often
 MISSING = KeyCheck(None, "missing")
-
-
-async def aauthenticate(raw_key: str) -> ApiKey | None:
-    """See accounts.services.authenticate_api_key()."""
-    return (await acheck(raw_key)).api_key
 
 
 async def acheck(raw_key: str) -> KeyCheck:

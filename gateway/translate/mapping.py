@@ -58,18 +58,6 @@ class Usage:
             reasoning=int(out_details.get("reasoning_tokens") or 0),
         )
 
-    @classmethod
-    def from_chat(cls, u: dict[str, Any] | None) -> "Usage":
-        u = u or {}
-        cached = int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        reasoning = int((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-        return cls(
-            input=max(int(u.get("prompt_tokens") or 0) - cached, 0),
-            cache_read=cached,
-            output=int(u.get("completion_tokens") or 0),
-            reasoning=reasoning,
-        )
-
     def to_anthropic(self) -> dict[str, Any]:
         return {
             "input_tokens": self.input,

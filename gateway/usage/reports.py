@@ -128,11 +128,6 @@ def columns(by: str) -> list[str]:
     return [*SHOWN[by], "requests", *TOTALS, COST]
 
 
-def usage_totals(by: str, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
-    """One dict per group over [since, until) (hour-aligned outwards): the group's fields, requests, tokens, cost."""
-    return totals(by, Range.of(since, until))
-
-
 @dataclass(frozen=True)
 class Report:
     """A usage page's numbers: the table (one row per group), the chart's bars and the total line."""

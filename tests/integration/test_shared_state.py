@@ -7,8 +7,6 @@ announce the change in the same store the servers use (the fixture points both a
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -16,7 +14,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import REDIS_TEST_PREFIX
-from tests.servers import Server, daphne, server_env, session_database_url
+from tests.servers import Server, daphne, server_env, session_database_url, two_daphnes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,16 +28,8 @@ def servers(shared_backend: str, catalog_seeded: None, fake: Any) -> Iterator[tu
     env = server_env(fake, session_database_url(), REDIS_URL=settings.REDIS_URL,
                      PROXYHUB_REDIS_PREFIX=REDIS_TEST_PREFIX, PROXYHUB_POOL_STRATEGY="sticky",
                      PROXYHUB_BACKGROUND_REFRESH="false")
-    started = [daphne(env), daphne(env)]
-    with ExitStack() as stack:
-        # Start both at once: each takes seconds to boot Django on a busy machine.
-        with ThreadPoolExecutor(2) as executor:
-            entering = [executor.submit(cm.__enter__) for cm in started]
-        for cm, future in zip(started, entering):
-            if future.exception() is None:
-                stack.push(cm.__exit__)
-        a, b = (future.result() for future in entering)  # raises (after stopping the other) if one failed
-        yield a, b
+    with two_daphnes(env) as pair:
+        yield pair
 
 
 def post(server: Server, key: str, body: dict[str, Any] = BODY, path: str = "/v1/messages",
