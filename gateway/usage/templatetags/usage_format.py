@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import template
 
@@ -33,6 +34,17 @@ def heading(value: str) -> str:
 def count(value: int | None) -> str:
     """A whole number with thousands separators: "1,080,000"; None as "—"."""
     return "—" if value is None else f"{value:,}"
+
+
+@register.filter
+def cell(value: Any) -> Any:
+    """A report table cell: a whole number with thousands separators (as the total line has), None as "—",
+    a name as it is."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return value
 
 
 @register.filter
